@@ -1,0 +1,1 @@
+"""Tasks API: a multi-user todo backend (Litestar, hand-written SQL, PostgreSQL)."""

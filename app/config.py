@@ -1,0 +1,160 @@
+"""Settings: read once from the environment (and an optional `.env`), validated at start-up.
+
+This is the only module that reads `os.environ`. Every name here is fixed by the contract
+(`CONTRACT.md`, "Configuration"); `.env.example` documents each one with its default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+from dotenv import dotenv_values
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message is one line meant for the operator."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every configuration value of the service, typed."""
+
+    database_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_s: int = 30
+    access_token_ttl_s: int = 86_400
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_jwks_url: str | None = None
+    jwt_jwks_refresh_s: int = 60
+    cors_origins: tuple[str, ...] = ("http://localhost:3000",)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    db_pool_min_size: int = 4
+    db_pool_max_size: int = 16
+    db_pool_timeout_s: float = 5.0
+    db_statement_timeout_ms: int = 5_000
+    # None = prepared statements off (PgBouncer transaction pooling, Neon's pooled endpoint).
+    db_prepare_threshold: int | None = 5
+    max_body_bytes: int = 1_048_576
+    auth_max_failed_attempts: int = 5
+    auth_lockout_s: int = 900
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    ) -> Settings:
+        """Build settings from `environ` (default `os.environ`) over the values of `env_file`.
+
+        Real environment variables win over `.env`, as with every dotenv tool.
+        """
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def integer(name: str, default: int, minimum: int = 0) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+            if value < minimum:
+                raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+            return value
+
+        def number(name: str, default: float) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+            if value <= 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+            return value
+
+        def words(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            raw = text(name)
+            if raw is None:
+                return default
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+        # DB_PREPARE_THRESHOLD: unset = psycopg's default (5); set but empty = off.
+        if "DB_PREPARE_THRESHOLD" in env and not env["DB_PREPARE_THRESHOLD"].strip():
+            prepare: int | None = None
+        else:
+            prepare = integer("DB_PREPARE_THRESHOLD", 5)
+
+        algorithms = words("JWT_ALGORITHMS", ("HS256",))
+        bad = [a for a in algorithms if a.lower() == "none"]
+        if bad or not algorithms:
+            raise ConfigError("JWT_ALGORITHMS must list real algorithms (never 'none')")
+
+        settings = cls(
+            database_url=text("DATABASE_URL"),
+            jwt_secret=text("JWT_SECRET") or text("BETTER_AUTH_SECRET"),
+            jwt_issuer=text("JWT_ISSUER"),
+            jwt_audience=text("JWT_AUDIENCE"),
+            jwt_leeway_s=integer("JWT_LEEWAY_S", 30),
+            access_token_ttl_s=integer("ACCESS_TOKEN_TTL_S", 86_400, minimum=1),
+            jwt_algorithms=algorithms,
+            jwt_jwks_url=text("JWT_JWKS_URL"),
+            jwt_jwks_refresh_s=integer("JWT_JWKS_REFRESH_S", 60),
+            cors_origins=words("CORS_ORIGINS", ("http://localhost:3000",)),
+            host=text("HOST") or "127.0.0.1",
+            port=integer("PORT", 8000, minimum=1),
+            workers=integer("WORKERS", 1, minimum=1),
+            db_pool_min_size=integer("DB_POOL_MIN_SIZE", 4, minimum=1),
+            db_pool_max_size=integer("DB_POOL_MAX_SIZE", 16, minimum=1),
+            db_pool_timeout_s=number("DB_POOL_TIMEOUT_S", 5.0),
+            db_statement_timeout_ms=integer("DB_STATEMENT_TIMEOUT_MS", 5_000),
+            db_prepare_threshold=prepare,
+            max_body_bytes=integer("MAX_BODY_BYTES", 1_048_576, minimum=1),
+            auth_max_failed_attempts=integer("AUTH_MAX_FAILED_ATTEMPTS", 5, minimum=1),
+            auth_lockout_s=integer("AUTH_LOCKOUT_S", 900, minimum=1),
+            log_level=(text("LOG_LEVEL") or "INFO").upper(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Checks that hold for every way of running the service."""
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ConfigError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ConfigError(
+                f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level}"
+            )
+
+    def require_production(self) -> None:
+        """`just serve` refuses to start on development defaults; one line says why."""
+        if self.jwt_secret is None:
+            raise ConfigError("JWT_SECRET (or BETTER_AUTH_SECRET) is not set: refusing to start")
+        if self.database_url is None:
+            raise ConfigError("DATABASE_URL is not set: refusing to start")
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some values replaced (tests, the dev runner)."""
+        new = msgspec.structs.replace(self, **changes)
+        new.validate()
+        return new

@@ -1,0 +1,129 @@
+"""What every response gets, whatever answered it: request id, caching policy, CORS.
+
+A plain ASGI middleware wrapped around Litestar's whole handler (see `main.create_app`), so that it
+also covers what Litestar answers before any route middleware runs (routing 404/405, errors).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
+
+from app.errors import error_body
+
+# A client-sent id is echoed only when it is short and plain (no header injection, no log forging).
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+ALLOWED_HEADERS = "Authorization, Content-Type"
+_ALLOWED_HEADER_SET = frozenset({"authorization", "content-type"})
+_ALLOWED_METHOD_SET = frozenset(m.strip() for m in ALLOWED_METHODS.split(","))
+PREFLIGHT_MAX_AGE = "600"
+
+
+class EdgeMiddleware:
+    """Adds `X-Request-ID` everywhere, `Cache-Control: no-store` under /api, and answers CORS.
+
+    CORS: only origins listed in `CORS_ORIGINS` get CORS headers (with credentials allowed). A
+    preflight from any other origin gets no CORS headers, and an enveloped 400.
+    """
+
+    def __init__(self, app: ASGIApp, cors_origins: Iterable[str]) -> None:
+        self.app = app
+        self.origins = frozenset(o.encode("latin-1") for o in cors_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        http_scope = scope
+
+        origin: bytes | None = None
+        request_id: bytes | None = None
+        preflight_method: bytes | None = None
+        preflight_headers: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                if _SANE_REQUEST_ID.match(value):
+                    request_id = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"access-control-request-method":
+                preflight_method = value
+            elif name == b"access-control-request-headers":
+                preflight_headers = value
+        if request_id is None:
+            request_id = uuid.uuid4().hex.encode()
+        scope["request_id"] = request_id.decode()  # type: ignore[typeddict-unknown-key]
+
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
+        if scope["path"].startswith("/api"):
+            extra.append((b"cache-control", b"no-store"))
+        allowed = origin is not None and origin in self.origins
+        if origin is not None:
+            extra.append((b"vary", b"Origin"))
+        if allowed:
+            assert origin is not None
+            extra.append((b"access-control-allow-origin", origin))
+            extra.append((b"access-control-allow-credentials", b"true"))
+
+        if http_scope["method"] == "OPTIONS" and origin is not None and preflight_method is not None:
+            await self._preflight(send, extra, allowed, preflight_method, preflight_headers)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    async def _preflight(
+        send: Send,
+        extra: list[tuple[bytes, bytes]],
+        allowed: bool,
+        method: bytes,
+        requested_headers: bytes | None,
+    ) -> None:
+        requested = {
+            h.strip().lower() for h in (requested_headers or b"").decode("latin-1").split(",") if h.strip()
+        }
+        ok = allowed and method.decode("latin-1") in _ALLOWED_METHOD_SET and requested <= _ALLOWED_HEADER_SET
+        if ok:
+            headers = [
+                *extra,
+                (b"access-control-allow-methods", ALLOWED_METHODS.encode()),
+                (b"access-control-allow-headers", ALLOWED_HEADERS.encode()),
+                (b"access-control-max-age", PREFLIGHT_MAX_AGE.encode()),
+                (b"content-length", b"0"),
+            ]
+            await send(HTTPResponseStartEvent(type="http.response.start", status=204, headers=headers))
+            await send(HTTPResponseBodyEvent(type="http.response.body", body=b"", more_body=False))
+            return
+        # Not allowed: no CORS headers at all (the browser then blocks the request), and the envelope.
+        body = error_body(400, "CORS preflight rejected for this origin.")
+        headers = [
+            *(h for h in extra if not h[0].startswith(b"access-control-")),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send(HTTPResponseStartEvent(type="http.response.start", status=400, headers=headers))
+        await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
+
+
+def request_id_of(scope: Scope | dict[str, Any]) -> str:
+    return str(scope.get("request_id", "-"))

@@ -1,0 +1,234 @@
+"""The error envelope and the one place where every exception becomes a response.
+
+Every layer (routing, auth, validation, body parsing, database, crashes) raises; nothing formats
+its own error. `EXCEPTION_HANDLERS` maps each exception family to
+`{"error": {"code", "message", "details"?}}` with the right status and headers, and makes sure no
+traceback, SQL text, driver message or secret reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+import psycopg
+import psycopg_pool
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+
+logger = logging.getLogger("app.errors")
+
+RETRY_AFTER_S = "1"
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    code: str
+    message: str
+    details: list[FieldError] | None = None
+
+
+class ErrorResponse(msgspec.Struct):
+    """`{"error": {...}}`: the shape of every error response."""
+
+    error: ErrorBody
+
+
+_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+_DEFAULT_MESSAGES: dict[int, str] = {
+    400: "The request body is not valid JSON.",
+    401: "Authentication required.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    409: "Conflict.",
+    413: "The request body is too large.",
+    415: "Content-Type must be application/json.",
+    422: "The request is not valid.",
+    429: "Too many requests.",
+    500: "Internal server error.",
+    503: "The service is temporarily unavailable, retry shortly.",
+}
+
+
+class ApiError(Exception):
+    """An error the service raises on purpose, already in the contract's terms."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str | None = None,
+        *,
+        details: Sequence[FieldError] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.message = message or _DEFAULT_MESSAGES.get(status, "Error.")
+        self.details = list(details) if details else None
+        self.headers = dict(headers) if headers else None
+        super().__init__(self.message)
+
+
+class NotFound(ApiError):
+    def __init__(self, message: str = "Task not found.") -> None:
+        super().__init__(404, message)
+
+
+class InvalidInput(ApiError):
+    """422 with one entry per offending field."""
+
+    def __init__(self, details: Sequence[FieldError], message: str = "The request is not valid.") -> None:
+        super().__init__(422, message, details=details)
+
+
+class ServiceUnavailable(ApiError):
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(503, message, headers={"Retry-After": RETRY_AFTER_S})
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def error_body(status: int, message: str | None = None, details: Sequence[FieldError] | None = None) -> bytes:
+    """The encoded envelope for `status`; also used by the ASGI edge, outside Litestar."""
+    return _encoder.encode(
+        ErrorResponse(
+            ErrorBody(
+                code=_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"),
+                message=message or _DEFAULT_MESSAGES.get(status, "Error."),
+                details=list(details) if details else None,
+            )
+        )
+    )
+
+
+def error_response(
+    status: int,
+    message: str | None = None,
+    *,
+    details: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[bytes]:
+    return Response(
+        content=error_body(status, message, details),
+        status_code=status,
+        media_type="application/json",
+        headers=dict(headers) if headers else None,
+    )
+
+
+def _request_id(request: Request[Any, Any, Any]) -> str:
+    return str(request.scope.get("request_id", "-"))
+
+
+def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers)
+
+
+# "Expected `str`, got `int` - at `$.title`" -> field "title"; "$" alone is the whole body.
+_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def field_error_from_msgspec(exc: msgspec.ValidationError) -> FieldError:
+    """Turn msgspec's one-line message into `{"field", "message"}`."""
+    match = _MSGSPEC_PATH.match(str(exc))
+    assert match is not None  # the pattern matches any string
+    path = (match["path"] or "").lstrip(".")
+    return FieldError(field=path or "body", message=match["msg"])
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    """Litestar's own errors: routing 404/405, body too large, malformed JSON, parameter validation."""
+    headers = dict(exc.headers) if exc.headers else None
+    status = exc.status_code
+    if isinstance(exc, ValidationException) or (status == 400 and exc.extra):
+        # Litestar answers parameter validation with 400; the contract says 422 with details.
+        details = [
+            FieldError(field=str(item.get("key") or "request"), message=str(item.get("message", "invalid")))
+            for item in (exc.extra if isinstance(exc.extra, list) else [])
+            if isinstance(item, dict)
+        ]
+        return error_response(422, "The request is not valid.", details=details or None, headers=headers)
+    if status >= 500:
+        logger.error(
+            "HTTP %s on %s (request %s): %s", status, request.url.path, _request_id(request), exc.detail
+        )
+        message = _DEFAULT_MESSAGES[503] if status == 503 else None
+        return error_response(503 if status == 503 else 500, message, headers=headers)
+    if status == 400:
+        message = _DEFAULT_MESSAGES[400]
+    elif status in (404, 405):
+        message = _DEFAULT_MESSAGES[status]
+    else:
+        message = None
+    return error_response(status, message, headers=headers)
+
+
+def handle_database_error(request: Request[Any, Any, Any], exc: psycopg.Error) -> Response[bytes]:
+    """Unreachable database, exhausted pool, statement timeout -> 503; never the driver's text."""
+    if isinstance(exc, psycopg.DataError):
+        # Input validation keeps bad data away from SQL; if something slips through it is still the
+        # client's data, so answer 422 rather than blame the server.
+        logger.warning("data error on %s (request %s): %s", request.url.path, _request_id(request), type(exc))
+        return error_response(422, "A value is not acceptable.")
+    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout | psycopg.InterfaceError):
+        logger.warning(
+            "database unavailable on %s (request %s): %s",
+            request.url.path,
+            _request_id(request),
+            type(exc).__name__,
+        )
+        return error_response(503, headers={"Retry-After": RETRY_AFTER_S})
+    return handle_crash(request, exc)
+
+
+def handle_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.url.path,
+        _request_id(request),
+        exc_info=exc,
+    )
+    return error_response(500)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ApiError: handle_api_error,
+    HTTPException: handle_http_exception,
+    psycopg.Error: handle_database_error,
+    psycopg_pool.PoolTimeout: handle_database_error,
+    Exception: handle_crash,
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error statuses a handler can answer with, all with the envelope."""
+    return {
+        status: ResponseSpec(
+            data_container=ErrorResponse,
+            description=f"{_CODES[status]}: {_DEFAULT_MESSAGES[status]}",
+            generate_examples=False,
+        )
+        for status in statuses
+    }

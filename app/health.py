@@ -1,0 +1,47 @@
+"""Liveness and readiness probes (public)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import ServiceUnavailable, error_responses
+
+READY_TIMEOUT_S = 2.0
+
+
+class HealthStatus(msgspec.Struct, frozen=True):
+    status: str
+
+
+_OK = HealthStatus("ok")
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["Operations"]
+
+    @get("/", operation_id="Health", summary="Liveness (no database)", exclude_from_auth=True)
+    async def health(self) -> HealthStatus:
+        return _OK
+
+    @get(
+        "/ready",
+        operation_id="Readiness",
+        summary="Readiness: the database answers within a short timeout",
+        exclude_from_auth=True,
+        responses=error_responses(503),
+    )
+    async def ready(self, state: State) -> HealthStatus:
+        pool: AsyncConnectionPool = state.pool
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                async with pool.connection(timeout=READY_TIMEOUT_S) as conn:
+                    await conn.execute(b"SELECT 1")
+        except Exception:  # any failure to answer is "not ready"; the reason is logged by the pool
+            raise ServiceUnavailable("The database is not reachable.") from None
+        return _OK

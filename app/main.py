@@ -1,0 +1,105 @@
+"""create_app(): the one place the application is assembled."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router, get
+from litestar.di import Provide
+from litestar.logging import LoggingConfig
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import SecurityScheme
+from litestar.response import Redirect
+
+from app.auth.middleware import JWTAuthMiddleware
+from app.auth.tokens import TokenVerifier
+from app.body import body_components
+from app.config import ConfigError, Settings
+from app.db import SqlFiles, create_pool, open_pool
+from app.edge import EdgeMiddleware
+from app.errors import EXCEPTION_HANDLERS
+from app.health import HealthController
+from app.tasks.controller import TasksController
+from app.tasks.repository import TaskRepository
+from app.tasks.schemas import CompletionChange, TaskCreate, TaskUpdate
+
+logger = logging.getLogger("app")
+
+API_VERSION = "1.0.0"
+
+
+def _openapi_config() -> OpenAPIConfig:
+    components = body_components(TaskCreate, TaskUpdate, CompletionChange)
+    components.security_schemes = {
+        "BearerAuth": SecurityScheme(
+            type="http",
+            scheme="bearer",
+            bearer_format="JWT",
+            description="Bearer JWT: HS256 with the shared secret, or verified against the JWKS.",
+        )
+    }
+    return OpenAPIConfig(
+        title="Tasks API",
+        version=API_VERSION,
+        description="A multi-user todo backend. Every `/api` route but sign-up/sign-in needs a bearer token.",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(path=["/", "/scalar"])],
+        components=[components],
+        use_handler_docstrings=True,
+    )
+
+
+@get("/docs", include_in_schema=False, exclude_from_auth=True)
+async def docs_redirect() -> Redirect:
+    """`/docs` is where many expect interactive docs; they live at `/schema`."""
+    return Redirect("/schema")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the ASGI app from `settings` (default: read from the environment)."""
+    settings = settings or Settings.from_env()
+    if settings.database_url is None:
+        raise ConfigError("DATABASE_URL is not set (use `just dev` for an embedded database)")
+    if settings.jwt_secret is None and settings.jwt_jwks_url is None:
+        raise ConfigError("JWT_SECRET (or BETTER_AUTH_SECRET) is not set")
+
+    sql = SqlFiles()
+    pool = create_pool(settings)
+    tasks = TaskRepository(pool, sql)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await open_pool(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    api = Router(
+        path="/",
+        route_handlers=[TasksController],
+        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=TokenVerifier(settings))],
+        dependencies={"tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False)},
+    )
+    app = Litestar(
+        route_handlers=[api, HealthController, docs_redirect],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=_openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=LoggingConfig(
+            root={"level": settings.log_level, "handlers": ["queue_listener"]},
+            # app.errors logs every 5xx once, with its traceback and request id.
+            log_exceptions="never",
+        ),
+        debug=False,
+    )
+    app.state.pool = pool
+    app.state.settings = settings
+    # The edge wraps Litestar's whole handler (routing included), so 404/405 get its headers too.
+    app.asgi_handler = EdgeMiddleware(app.asgi_handler, settings.cors_origins)
+    return app

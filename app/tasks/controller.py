@@ -1,0 +1,173 @@
+"""`/api/tasks`: the six task endpoints. Validation here, SQL in the repository, isolation in SQL."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from app.auth.tokens import Caller
+from app.body import documented_body, read_json
+from app.errors import NotFound, error_responses
+from app.tasks.repository import TaskRepository
+from app.tasks.schemas import (
+    FIELD_RULES,
+    CompletionChange,
+    ListMeta,
+    TaskCreate,
+    TaskEnvelope,
+    TaskListEnvelope,
+    TaskSort,
+    TaskStatus,
+    TaskUpdate,
+)
+
+MAX_ID = 2**63 - 1  # ids are bigint; anything larger cannot exist
+_TOGGLE = CompletionChange()
+
+TaskId = Annotated[int, Parameter(description="The task's id (a positive integer).")]
+
+
+def _existing_id(task_id: int) -> int:
+    """Ids that cannot exist are simply not found (and never reach SQL as an out-of-range bigint)."""
+    if not 0 < task_id <= MAX_ID:
+        raise NotFound()
+    return task_id
+
+
+_STATUS_COMPLETED: dict[str | None, bool | None] = {
+    None: None,
+    "all": None,
+    "pending": False,
+    "completed": True,
+}
+
+
+class TasksController(Controller):
+    """Every handler reads the caller from `request.user` (set by the auth middleware)."""
+
+    path = "/api/tasks"
+    tags = ["Tasks"]
+    security = [{"BearerAuth": []}]
+
+    @get(
+        "/",
+        operation_id="ListTasks",
+        summary="List my tasks",
+        responses=error_responses(400, 401, 422, 503),
+    )
+    async def list_tasks(
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        completed: Annotated[
+            Literal["true", "false"] | None,
+            Parameter(description="Only completed (true) or pending (false)."),
+        ] = None,
+        status: Annotated[
+            TaskStatus | None, Parameter(description="Alias filter: all, pending, completed.")
+        ] = None,
+        q: Annotated[
+            str | None,
+            Parameter(
+                pattern=r"^[^\x00]*$",
+                description="Case-insensitive substring of title or description; % and _ are literal.",
+            ),
+        ] = None,
+        sort: Annotated[TaskSort, Parameter(description="Sort key; '-' means descending.")] = "-created_at",
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 1000,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
+    ) -> TaskListEnvelope:
+        """Newest first by default; ties broken by id. `completed` and `status` together must both hold."""
+        by_param = None if completed is None else completed == "true"
+        by_status = _STATUS_COMPLETED[status]
+        if by_param is not None and by_status is not None and by_param != by_status:
+            # Both filters must hold, and together they hold for no task: an empty page, not an error.
+            return TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset))
+        want = by_param if by_param is not None else by_status
+        rows, total = await tasks.list(
+            request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset
+        )
+        return TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset))
+
+    @post(
+        "/",
+        operation_id="CreateTask",
+        summary="Create a task",
+        operation_class=documented_body(TaskCreate),
+        responses=error_responses(400, 401, 413, 415, 422, 503),
+    )
+    async def create_task(
+        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository]
+    ) -> Response[TaskEnvelope]:
+        data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
+        task = await tasks.create(request.user, data)
+        return Response(TaskEnvelope(task), status_code=201, headers={"Location": f"/api/tasks/{task.id}"})
+
+    @get(
+        "/{task_id:int}",
+        operation_id="GetTask",
+        summary="Get one of my tasks",
+        responses=error_responses(401, 404, 503),
+    )
+    async def get_task(
+        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+    ) -> TaskEnvelope:
+        task = await tasks.get(request.user, _existing_id(task_id))
+        if task is None:
+            raise NotFound()
+        return TaskEnvelope(task)
+
+    @put(
+        "/{task_id:int}",
+        operation_id="UpdateTask",
+        summary="Replace a task's fields",
+        operation_class=documented_body(TaskUpdate),
+        responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+    )
+    async def update_task(
+        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+    ) -> TaskEnvelope:
+        """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
+        task_id = _existing_id(task_id)
+        data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
+        task = await tasks.update(request.user, task_id, data)
+        if task is None:
+            raise NotFound()
+        return TaskEnvelope(task)
+
+    @delete(
+        "/{task_id:int}",
+        operation_id="DeleteTask",
+        summary="Delete a task",
+        status_code=204,
+        responses=error_responses(401, 404, 503),
+    )
+    async def delete_task(
+        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+    ) -> None:
+        if not await tasks.delete(request.user, _existing_id(task_id)):
+            raise NotFound()
+
+    @patch(
+        "/{task_id:int}/complete",
+        operation_id="CompleteTask",
+        summary="Toggle, or set, a task's completion",
+        operation_class=documented_body(CompletionChange, required=False),
+        responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+    )
+    async def complete_task(
+        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+    ) -> TaskEnvelope:
+        """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
+        task_id = _existing_id(task_id)
+        change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
+        if change is None or not isinstance(change.completed, bool):
+            task = await tasks.toggle_completed(request.user, task_id)
+        else:
+            task = await tasks.set_completed(request.user, task_id, change.completed)
+        if task is None:
+            raise NotFound()
+        return TaskEnvelope(task)

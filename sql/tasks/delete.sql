@@ -1,0 +1,3 @@
+DELETE FROM tasks
+WHERE user_id = %(user_id)s AND id = %(id)s
+RETURNING id

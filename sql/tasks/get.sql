@@ -1,0 +1,3 @@
+SELECT id, user_id, title, description, completed, created_at, updated_at
+FROM tasks
+WHERE user_id = %(user_id)s AND id = %(id)s

@@ -1,0 +1,177 @@
+"""Shared fixtures: a real PostgreSQL, the real app served over real HTTP, tokens.
+
+Database: `TEST_DATABASE_URL` when set (a server you provide), else a private embedded server
+started for the session. Either way the session gets a fresh database of its own, migrated with
+yoyo exactly as `just migrate` does, and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import jwt
+import psycopg
+import pytest
+import uvicorn
+
+from app.config import Settings
+from app.embedded_pg import EmbeddedPostgres
+from app.main import create_app
+from app.migrate import apply
+
+SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server (its maintenance database)."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    with EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this test session."""
+    name = f"tasks_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _with_database(server_url, name)
+    apply(url)
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def base_settings(database_url: str) -> Settings:
+    return Settings.from_mapping(
+        {"DATABASE_URL": database_url, "JWT_SECRET": SECRET, "DB_POOL_TIMEOUT_S": "3"}
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """The real app under uvicorn, on a free port, in a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live(base_settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(base_settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def serve() -> Iterator[Callable[[Settings], LiveServer]]:
+    """Start extra servers with other settings (issuer/audience, small limits...)."""
+    started: list[LiveServer] = []
+
+    def start(settings: Settings) -> LiveServer:
+        server = LiveServer(settings).__enter__()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.__exit__()
+
+
+@pytest.fixture
+def client(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, timeout=30) as http:
+        yield http
+
+
+def make_token(
+    sub: Any = None,
+    *,
+    secret: str = SECRET,
+    algorithm: str = "HS256",
+    exp_in: float | None = 3600,
+    **claims: Any,
+) -> str:
+    payload: dict[str, Any] = dict(claims)
+    if sub is not None:
+        payload["sub"] = sub
+    now = int(time.time())
+    payload.setdefault("iat", now)
+    if exp_in is not None:
+        payload["exp"] = now + exp_in
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class User:
+    """A fresh identity per test: tests never see each other's rows."""
+
+    def __init__(self) -> None:
+        self.id = f"user-{uuid.uuid4()}"
+        self.token = make_token(self.id, email=f"{self.id}@example.com", name="Test User")
+        self.headers = bearer(self.token)
+
+
+@pytest.fixture
+def user() -> User:
+    return User()
+
+
+@pytest.fixture
+def other_user() -> User:
+    return User()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A direct connection, to check what the API really stored."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+ROOT = Path(__file__).resolve().parent.parent
