@@ -12,6 +12,7 @@ PostgreSQL refuses to run as root, so under root everything runs as user ``pgemb
 """
 
 import contextlib
+import fcntl
 import importlib.util
 import os
 import pwd
@@ -20,6 +21,7 @@ import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -241,13 +243,21 @@ def _children(pid: int) -> list[int]:
 
 
 def _system_user() -> pwd.struct_passwd:
-    """The unprivileged user that runs PostgreSQL under root, created on first use."""
+    """The unprivileged user that runs PostgreSQL under root, created on first use.
+
+    Parallel test workers must not run useradd at once: seen here, two concurrent runs both
+    "succeed" and processes get different uids for the same name. A file lock serialises them.
+    """
     with contextlib.suppress(KeyError):
         return pwd.getpwnam(SYSTEM_USER)
-    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    command = [useradd, "--system", "--user-group", "--no-create-home", SYSTEM_USER]
-    created = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-    try:  # a parallel test worker may have created it first: useradd failed, fine
+    with open(Path(tempfile.gettempdir()) / f"{SYSTEM_USER}-useradd.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(SYSTEM_USER)
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        command = [useradd, "--system", "--user-group", "--no-create-home", SYSTEM_USER]
+        created = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    try:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         raise EmbeddedPostgresError(f"useradd {SYSTEM_USER}: {created.stderr}") from None
