@@ -34,7 +34,7 @@ WAIT_MIN_S = float(os.environ.get("LOAD_WAIT_MIN_S", "1"))
 WAIT_MAX_S = float(os.environ.get("LOAD_WAIT_MAX_S", "3"))
 TOKEN_TTL_S = int(os.environ.get("LOAD_TOKEN_TTL_S", "86400"))
 SIGNUP = os.environ.get("LOAD_SIGNUP", "0") == "1"
-PASSWORD = "load-test-password-1"  # noqa: S105 - throwaway accounts of the load test
+PASSWORD = "load-test-password-1"
 
 TITLES = ["Buy milk", "Call the bank", "Write the report", "Book flights", "Water the plants", "Pay rent"]
 
