@@ -12,12 +12,11 @@ from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import SecurityScheme
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
 
 from app.auth.middleware import JWTAuthMiddleware
 from app.auth.tokens import TokenVerifier
-from app.body import body_components
 from app.config import ConfigError, Settings
 from app.db import SqlFiles, create_pool, open_pool
 from app.edge import EdgeMiddleware
@@ -25,7 +24,6 @@ from app.errors import EXCEPTION_HANDLERS
 from app.health import HealthController
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
-from app.tasks.schemas import CompletionChange, TaskCreate, TaskUpdate
 
 logger = logging.getLogger("app")
 
@@ -33,15 +31,16 @@ API_VERSION = "1.0.0"
 
 
 def _openapi_config() -> OpenAPIConfig:
-    components = body_components(TaskCreate, TaskUpdate, CompletionChange)
-    components.security_schemes = {
-        "BearerAuth": SecurityScheme(
-            type="http",
-            scheme="bearer",
-            bearer_format="JWT",
-            description="Bearer JWT: HS256 with the shared secret, or verified against the JWKS.",
-        )
-    }
+    components = Components(
+        security_schemes={
+            "BearerAuth": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                bearer_format="JWT",
+                description="Bearer JWT: HS256 with the shared secret, or verified against the JWKS.",
+            )
+        }
+    )
     return OpenAPIConfig(
         title="Tasks API",
         version=API_VERSION,

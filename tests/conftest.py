@@ -62,9 +62,7 @@ def database_url(server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def base_settings(database_url: str) -> Settings:
-    return Settings.from_mapping(
-        {"DATABASE_URL": database_url, "JWT_SECRET": SECRET, "DB_POOL_TIMEOUT_S": "3"}
-    )
+    return Settings.from_mapping({"DATABASE_URL": database_url, "JWT_SECRET": SECRET, "DB_POOL_TIMEOUT_S": "3"})
 
 
 def free_port() -> int:

@@ -49,9 +49,7 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
         super().__init__(app, **kwargs)
         self.verifier = verifier
 
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         try:
             caller = self.verifier.verify(bearer_token(connection.headers.get("authorization")))
         except TokenError as exc:
