@@ -53,6 +53,17 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
+def _keep_body_schemas(app: Litestar) -> None:
+    """Litestar 2.25 replaces the document's component schemas with the ones it generated itself,
+    dropping the request bodies given in `_openapi_config` (their `$ref`s would dangle): put them
+    back. The document is built once and cached, so this holds for every request."""
+    openapi = app.openapi_schema  # builds the document (and merges the configured components)
+    assert app.openapi_config is not None and openapi.components is not None
+    given = app.openapi_config.components
+    for components in given if isinstance(given, list) else [given]:
+        openapi.components.schemas = {**(components.schemas or {}), **(openapi.components.schemas or {})}
+
+
 @get("/docs", include_in_schema=False, exclude_from_auth=True)
 async def docs_redirect() -> Redirect:
     """`/docs` is where many expect interactive docs; they live at `/schema`."""
@@ -98,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    _keep_body_schemas(app)
     app.state.pool = pool
     app.state.settings = settings
     # The edge wraps Litestar's whole handler (routing included), so 404/405 get its headers too.
