@@ -147,6 +147,7 @@ def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes
 
 # "Expected `str`, got `int` - at `$.title`" -> field "title"; "$" alone is the whole body.
 _MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]*)`$")
 
 
 def field_error_from_msgspec(exc: msgspec.ValidationError) -> FieldError:
@@ -154,6 +155,10 @@ def field_error_from_msgspec(exc: msgspec.ValidationError) -> FieldError:
     match = _MSGSPEC_PATH.match(str(exc))
     assert match is not None  # the pattern matches any string
     path = (match["path"] or "").lstrip(".")
+    missing = _MISSING_FIELD.match(match["msg"])
+    if missing:
+        # "Object missing required field `email`": the field is the one missing, not its parent.
+        path = f"{path}.{missing['name']}" if path else missing["name"]
     return FieldError(field=path or "body", message=match["msg"])
 
 
