@@ -15,8 +15,11 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
 
+from app.auth.controller import AccountsController, MeController
 from app.auth.middleware import JWTAuthMiddleware
-from app.auth.tokens import TokenVerifier
+from app.auth.passwords import Passwords
+from app.auth.repository import UserRepository
+from app.auth.tokens import TokenIssuer, TokenVerifier
 from app.config import ConfigError, Settings
 from app.db import SqlFiles, create_pool, open_pool
 from app.edge import EdgeMiddleware
@@ -69,6 +72,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sql = SqlFiles()
     pool = create_pool(settings)
     tasks = TaskRepository(pool, sql)
+    users = UserRepository(
+        pool, sql, max_failed_attempts=settings.auth_max_failed_attempts, lockout_s=settings.auth_lockout_s
+    )
+    passwords = Passwords()
+    # Built-in accounts exist only where their tokens would be accepted (a secret, HS256 allowed).
+    tokens = TokenIssuer.from_settings(settings)
+    accounts = [] if tokens is None else [AccountsController]
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -80,9 +90,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path="/",
-        route_handlers=[TasksController],
+        route_handlers=[TasksController, MeController, *accounts],
         middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=TokenVerifier(settings))],
-        dependencies={"tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False)},
+        dependencies={
+            "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
+            "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
+            "passwords": Provide(lambda: passwords, use_cache=True, sync_to_thread=False),
+            "tokens": Provide(lambda: tokens, use_cache=True, sync_to_thread=False),
+        },
     )
     app = Litestar(
         route_handlers=[api, HealthController, docs_redirect],

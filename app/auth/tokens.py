@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import jwt
@@ -88,3 +89,45 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise TokenError("invalid") from None
         return identity_from_claims(claims)
+
+
+class TokenIssuer:
+    """Issues the tokens of sign-up and sign-in: HS256 with the same secret the verifier uses, with
+    `sub`, `user_id`, `email`, `name`, `iat`, `exp` (and `iss`/`aud` when configured), so that this
+    API and a frontend sharing the secret accept the same tokens."""
+
+    ALGORITHM = "HS256"
+
+    def __init__(self, secret: str, *, ttl_s: int, issuer: str | None, audience: str | None) -> None:
+        self.secret = secret
+        self.ttl_s = ttl_s
+        self.issuer = issuer
+        self.audience = audience
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenIssuer | None:
+        """None when this service's own tokens would not be accepted (no secret, or HS256 not allowed)."""
+        if settings.jwt_secret is None or cls.ALGORITHM not in settings.jwt_algorithms:
+            return None
+        return cls(
+            settings.jwt_secret,
+            ttl_s=settings.access_token_ttl_s,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+
+    def issue(self, user_id: str, email: str | None, name: str | None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": user_id,
+            "user_id": user_id,
+            "email": email,
+            "name": name,
+            "iat": now,
+            "exp": now + self.ttl_s,
+        }
+        if self.issuer is not None:
+            claims["iss"] = self.issuer
+        if self.audience is not None:
+            claims["aud"] = self.audience
+        return jwt.encode(claims, self.secret, algorithm=self.ALGORITHM)
