@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sql = SqlFiles()
     pool = create_pool(settings)
     tasks = TaskRepository(pool, sql)
+    verifier = TokenVerifier(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -82,12 +83,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router(
         path="/",
         route_handlers=[TasksController],
-        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=TokenVerifier(settings))],
+        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
         dependencies={"tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False)},
     )
     app = Litestar(
         route_handlers=[api, HealthController, docs_redirect],
-        lifespan=[lifespan],
+        # The verifier's lifespan prefetches the JWKS in the background and closes its client.
+        lifespan=[lifespan, verifier.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
