@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Built-in accounts exist only where their tokens would be accepted (a secret, HS256 allowed).
     tokens = TokenIssuer.from_settings(settings)
     accounts = [] if tokens is None else [AccountsController]
+    verifier = TokenVerifier(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router(
         path="/",
         route_handlers=[TasksController, MeController, *accounts],
-        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=TokenVerifier(settings))],
+        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
         dependencies={
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
             "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
@@ -101,7 +102,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     app = Litestar(
         route_handlers=[api, HealthController, docs_redirect],
-        lifespan=[lifespan],
+        # The verifier's lifespan prefetches the JWKS in the background and closes its client.
+        lifespan=[lifespan, verifier.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,

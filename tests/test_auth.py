@@ -506,7 +506,8 @@ def test_lockout_expires_when_its_window_closes(
 def test_accounts_are_off_when_hs256_is_not_allowed(
     serve: Callable[[Settings], LiveServer], base_settings: Settings
 ) -> None:
-    server = serve(base_settings.with_(jwt_algorithms=("RS256",)))
+    # An RS256-only deployment (its keys from a JWKS, unreachable here: start-up does not need it).
+    server = serve(base_settings.with_(jwt_algorithms=("RS256",), jwt_jwks_url="http://127.0.0.1:9/jwks"))
     with httpx.Client(base_url=server.url, timeout=30) as http:
         assert http.post("/api/auth/signup", json=signup_body()).status_code == 404
         assert http.post("/api/auth/signin", json={"email": "a@b.co", "password": "x"}).status_code == 404

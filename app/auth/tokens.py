@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
 import msgspec
 
-from app.config import Settings
+from app.auth.jwks import JwksCache
+from app.config import HMAC_ALGORITHMS, JWKS_ALGORITHMS, Settings
 
-HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 MAX_USER_ID_CHARS = 255
 
 
@@ -28,6 +30,13 @@ class TokenError(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class UnknownKey(TokenError):
+    """An asymmetric token names a key the JWKS cache does not hold: `verify_after_refresh` may find it."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid")
 
 
 def _text_claim(claims: dict[str, Any], name: str) -> str | None:
@@ -50,7 +59,11 @@ def identity_from_claims(claims: dict[str, Any]) -> Caller:
 
 
 class TokenVerifier:
-    """Checks signature, `exp` (required), `nbf`/`iat` (with leeway) and `iss`/`aud` when configured."""
+    """Checks signature, `exp` (required), `nbf`/`iat` (with leeway) and `iss`/`aud` when configured.
+
+    The token's `alg` (from the allow-list) picks the keys: HMAC algorithms only the secret,
+    asymmetric ones only the JWKS keys named by `kid` whose type fits the algorithm.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.secret = settings.jwt_secret
@@ -65,14 +78,37 @@ class TokenVerifier:
             "verify_iss": self.issuer is not None,
             "verify_aud": self.audience is not None,
         }
+        self.jwks: JwksCache | None = None
+        self.jwks_algorithms: frozenset[str] = frozenset()
+        if settings.jwt_jwks_url is not None:
+            self.jwks_algorithms = frozenset(a for a in settings.jwt_algorithms if a in JWKS_ALGORITHMS)
+            self.jwks = JwksCache(settings.jwt_jwks_url, self.jwks_algorithms, settings.jwt_jwks_refresh_s)
+        # Public keys come from elsewhere: refuse weak ones (e.g. RSA under 2048 bits) rather than warn.
+        self.jwks_options: jwt.types.Options = {**self.options, "enforce_minimum_key_length": True}
+
+    @asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """Starts the JWKS prefetch (in the background) and closes its HTTP client at shutdown."""
+        if self.jwks is None:
+            yield
+            return
+        async with self.jwks.running():
+            yield
 
     def verify(self, token: str) -> Caller:
+        """Never waits. Raises `UnknownKey` for an asymmetric token whose key is not cached."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise TokenError("invalid") from None
         algorithm = header.get("alg")
-        if self.secret is None or algorithm not in self.hmac_algorithms:
+        if algorithm not in self.hmac_algorithms:
+            kid, algorithm = self._jwks_target(header)
+            key = self.jwks.cached(kid, algorithm) if self.jwks is not None else None
+            if key is None:
+                raise UnknownKey()
+            return self._verify_with_key(token, key, algorithm)
+        if self.secret is None:
             raise TokenError("invalid")
         try:
             claims = jwt.decode(
@@ -80,6 +116,46 @@ class TokenVerifier:
                 key=self.secret,
                 algorithms=self.hmac_algorithms,
                 options=self.options,
+                leeway=self.leeway,
+                issuer=self.issuer,
+                audience=self.audience,
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("expired") from None
+        except jwt.PyJWTError:
+            raise TokenError("invalid") from None
+        return identity_from_claims(claims)
+
+    async def verify_after_refresh(self, token: str) -> Caller:
+        """For a token `verify` answered with `UnknownKey`: refresh the JWKS (rate-limited) and retry."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenError("invalid") from None
+        kid, algorithm = self._jwks_target(header)
+        key = await self.jwks.refreshed(kid, algorithm) if self.jwks is not None else None
+        if key is None:
+            raise TokenError("invalid")
+        return self._verify_with_key(token, key, algorithm)
+
+    def _jwks_target(self, header: dict[str, Any]) -> tuple[str, str]:
+        """`(kid, alg)` of a token to check against the JWKS, or raise: the alg must be allowed."""
+        algorithm = header.get("alg")
+        kid = header.get("kid")
+        # isinstance first: a crafted header may carry an unhashable `alg`.
+        if not isinstance(algorithm, str) or algorithm not in self.jwks_algorithms:
+            raise TokenError("invalid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenError("invalid")
+        return kid, algorithm
+
+    def _verify_with_key(self, token: str, key: jwt.PyJWK, algorithm: str) -> Caller:
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[algorithm],
+                options=self.jwks_options,
                 leeway=self.leeway,
                 issuer=self.issuer,
                 audience=self.audience,
