@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 from dotenv import dotenv_values
 
 MIN_SECRET_BYTES = 32
+# Token algorithms the service verifies: HMAC ones with JWT_SECRET only, the others with JWT_JWKS_URL only.
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+JWKS_ALGORITHMS = frozenset({"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 
 
 class ConfigError(ValueError):
@@ -31,7 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     access_token_ttl_s: int = 86_400
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_jwks_url: str | None = None
-    jwt_jwks_refresh_s: int = 60
+    jwt_jwks_refresh_s: float = 60.0
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     host: str = "127.0.0.1"
     port: int = 8000
@@ -48,9 +52,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
         """Build settings from `environ` (default `os.environ`) over the values of `env_file`.
 
         Real environment variables win over `.env`, as with every dotenv tool.
@@ -117,7 +119,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             access_token_ttl_s=integer("ACCESS_TOKEN_TTL_S", 86_400, minimum=1),
             jwt_algorithms=algorithms,
             jwt_jwks_url=text("JWT_JWKS_URL"),
-            jwt_jwks_refresh_s=integer("JWT_JWKS_REFRESH_S", 60),
+            jwt_jwks_refresh_s=number("JWT_JWKS_REFRESH_S", 60.0),
             cors_origins=words("CORS_ORIGINS", ("http://localhost:3000",)),
             host=text("HOST") or "127.0.0.1",
             port=integer("PORT", 8000, minimum=1),
@@ -141,10 +143,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
+        self._validate_jwt_algorithms()
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ConfigError(
-                f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level}"
-            )
+            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level}")
+
+    def _validate_jwt_algorithms(self) -> None:
+        algorithms = set(self.jwt_algorithms)
+        unknown = algorithms - HMAC_ALGORITHMS - JWKS_ALGORITHMS
+        if unknown:
+            supported = ", ".join(sorted(HMAC_ALGORITHMS | JWKS_ALGORITHMS))
+            raise ConfigError(f"JWT_ALGORITHMS: unsupported {', '.join(sorted(unknown))} (supported: {supported})")
+        asymmetric = algorithms & JWKS_ALGORITHMS
+        if self.jwt_jwks_url is None:
+            if asymmetric:
+                raise ConfigError(
+                    f"JWT_ALGORITHMS lists {', '.join(sorted(asymmetric))}, which need JWT_JWKS_URL (not set)"
+                )
+            return
+        url = urlsplit(self.jwt_jwks_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ConfigError(f"JWT_JWKS_URL must be an http(s) URL, got {self.jwt_jwks_url!r}")
+        if not asymmetric:
+            # Without one the JWKS would never be used: almost certainly a forgotten JWT_ALGORITHMS.
+            raise ConfigError("JWT_JWKS_URL is set but JWT_ALGORITHMS lists no asymmetric algorithm (e.g. EdDSA)")
 
     def require_production(self) -> None:
         """`just serve` refuses to start on development defaults; one line says why."""

@@ -20,7 +20,9 @@ from app.config import ConfigError, Settings
 from app.embedded_pg import EmbeddedPostgres
 from app.migrate import apply
 
-DEV_DIR = Path(__file__).resolve().parent.parent / ".devdb"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Beside where `just dev` runs (the project root): data and the dev secret outlive restarts.
+DEV_DIR = Path.cwd() / ".devdb"
 
 logger = logging.getLogger("app.dev")
 
@@ -47,14 +49,10 @@ def main() -> int:
             server = EmbeddedPostgres(DEV_DIR / "pgdata")
             server.start()
             os.environ["DATABASE_URL"] = server.url
-            logger.info(
-                "DATABASE_URL not set: embedded PostgreSQL at %s (data in %s)", server.url, server.data_dir
-            )
+            logger.info("DATABASE_URL not set: embedded PostgreSQL at %s (data in %s)", server.url, server.data_dir)
         if settings.jwt_secret is None:
             os.environ["JWT_SECRET"] = _dev_secret()
-            logger.info(
-                "JWT_SECRET not set: using a generated development secret from %s", DEV_DIR / "jwt_secret"
-            )
+            logger.info("JWT_SECRET not set: using a generated development secret from %s", DEV_DIR / "jwt_secret")
         applied = apply(os.environ["DATABASE_URL"])
         logger.info("migrations applied: %s", ", ".join(applied) or "none pending")
         logger.info("serving on http://%s:%s (docs: /schema)", settings.host, settings.port)
@@ -64,7 +62,7 @@ def main() -> int:
             host=settings.host,
             port=settings.port,
             reload=True,
-            reload_dirs=["app", "sql"],
+            reload_dirs=[str(PROJECT_DIR / "app"), str(PROJECT_DIR / "sql")],
             reload_includes=["*.py", "*.sql"],
             log_level=settings.log_level.lower(),
         )

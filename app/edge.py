@@ -99,9 +99,7 @@ class EdgeMiddleware:
         method: bytes,
         requested_headers: bytes | None,
     ) -> None:
-        requested = {
-            h.strip().lower() for h in (requested_headers or b"").decode("latin-1").split(",") if h.strip()
-        }
+        requested = {h.strip().lower() for h in (requested_headers or b"").decode("latin-1").split(",") if h.strip()}
         ok = allowed and method.decode("latin-1") in _ALLOWED_METHOD_SET and requested <= _ALLOWED_HEADER_SET
         if ok:
             headers = [

@@ -206,9 +206,7 @@ class EmbeddedPostgres:
         port = self._pidfile_line(3)
         return int(port) if port else None
 
-    def _failure(
-        self, what: str, result: subprocess.CompletedProcess[str] | None = None
-    ) -> EmbeddedPostgresError:
+    def _failure(self, what: str, result: subprocess.CompletedProcess[str] | None = None) -> EmbeddedPostgresError:
         log = self.data_dir / LOG_FILE
         tail = log.read_text(errors="replace").splitlines()[-30:] if log.exists() else []
         output = f"{result.stdout}{result.stderr}".strip() if result else ""

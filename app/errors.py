@@ -149,11 +149,17 @@ def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes
 _MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+
+
 def field_error_from_msgspec(exc: msgspec.ValidationError) -> FieldError:
     """Turn msgspec's one-line message into `{"field", "message"}`."""
     match = _MSGSPEC_PATH.match(str(exc))
     assert match is not None  # the pattern matches any string
     path = (match["path"] or "").lstrip(".")
+    if missing := _MISSING_FIELD.match(match["msg"]):
+        field = f"{path}.{missing['name']}" if path else missing["name"]
+        return FieldError(field=field, message=f"{missing['name']} is required")
     return FieldError(field=path or "body", message=match["msg"])
 
 
@@ -170,9 +176,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         ]
         return error_response(422, "The request is not valid.", details=details or None, headers=headers)
     if status >= 500:
-        logger.error(
-            "HTTP %s on %s (request %s): %s", status, request.url.path, _request_id(request), exc.detail
-        )
+        logger.error("HTTP %s on %s (request %s): %s", status, request.url.path, _request_id(request), exc.detail)
         message = _DEFAULT_MESSAGES[503] if status == 503 else None
         return error_response(503 if status == 503 else 500, message, headers=headers)
     if status == 400:

@@ -12,12 +12,14 @@ from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.openapi.spec import SecurityScheme
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
 
+from app.auth.controller import AccountsController, MeController
 from app.auth.middleware import JWTAuthMiddleware
-from app.auth.tokens import TokenVerifier
-from app.body import body_components
+from app.auth.passwords import Passwords
+from app.auth.repository import UserRepository
+from app.auth.tokens import TokenIssuer, TokenVerifier
 from app.config import ConfigError, Settings
 from app.db import SqlFiles, create_pool, open_pool
 from app.edge import EdgeMiddleware
@@ -25,7 +27,6 @@ from app.errors import EXCEPTION_HANDLERS
 from app.health import HealthController
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
-from app.tasks.schemas import CompletionChange, TaskCreate, TaskUpdate
 
 logger = logging.getLogger("app")
 
@@ -33,15 +34,16 @@ API_VERSION = "1.0.0"
 
 
 def _openapi_config() -> OpenAPIConfig:
-    components = body_components(TaskCreate, TaskUpdate, CompletionChange)
-    components.security_schemes = {
-        "BearerAuth": SecurityScheme(
-            type="http",
-            scheme="bearer",
-            bearer_format="JWT",
-            description="Bearer JWT: HS256 with the shared secret, or verified against the JWKS.",
-        )
-    }
+    components = Components(
+        security_schemes={
+            "BearerAuth": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                bearer_format="JWT",
+                description="Bearer JWT: HS256 with the shared secret, or verified against the JWKS.",
+            )
+        }
+    )
     return OpenAPIConfig(
         title="Tasks API",
         version=API_VERSION,
@@ -70,6 +72,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sql = SqlFiles()
     pool = create_pool(settings)
     tasks = TaskRepository(pool, sql)
+    users = UserRepository(
+        pool, sql, max_failed_attempts=settings.auth_max_failed_attempts, lockout_s=settings.auth_lockout_s
+    )
+    passwords = Passwords()
+    # Built-in accounts exist only where their tokens would be accepted (a secret, HS256 allowed).
+    tokens = TokenIssuer.from_settings(settings)
+    accounts = [] if tokens is None else [AccountsController]
+    verifier = TokenVerifier(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -81,13 +91,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path="/",
-        route_handlers=[TasksController],
-        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=TokenVerifier(settings))],
-        dependencies={"tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False)},
+        route_handlers=[TasksController, MeController, *accounts],
+        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
+        dependencies={
+            "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
+            "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
+            "passwords": Provide(lambda: passwords, use_cache=True, sync_to_thread=False),
+            "tokens": Provide(lambda: tokens, use_cache=True, sync_to_thread=False),
+        },
     )
     app = Litestar(
         route_handlers=[api, HealthController, docs_redirect],
-        lifespan=[lifespan],
+        # The verifier's lifespan prefetches the JWKS in the background and closes its client.
+        lifespan=[lifespan, verifier.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,

@@ -62,9 +62,7 @@ def database_url(server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def base_settings(database_url: str) -> Settings:
-    return Settings.from_mapping(
-        {"DATABASE_URL": database_url, "JWT_SECRET": SECRET, "DB_POOL_TIMEOUT_S": "3"}
-    )
+    return Settings.from_mapping({"DATABASE_URL": database_url, "JWT_SECRET": SECRET, "DB_POOL_TIMEOUT_S": "3"})
 
 
 def free_port() -> int:
@@ -129,11 +127,13 @@ def client(live: LiveServer) -> Iterator[httpx.Client]:
 def make_token(
     sub: Any = None,
     *,
-    secret: str = SECRET,
+    secret: Any = SECRET,
     algorithm: str = "HS256",
     exp_in: float | None = 3600,
+    headers: dict[str, Any] | None = None,
     **claims: Any,
 ) -> str:
+    """A signed token; `secret` may be a private key and `headers` may carry a `kid`."""
     payload: dict[str, Any] = dict(claims)
     if sub is not None:
         payload["sub"] = sub
@@ -141,7 +141,7 @@ def make_token(
     payload.setdefault("iat", now)
     if exp_in is not None:
         payload["exp"] = now + exp_in
-    return jwt.encode(payload, secret, algorithm=algorithm)
+    return jwt.encode(payload, secret, algorithm=algorithm, headers=headers)
 
 
 def bearer(token: str) -> dict[str, str]:

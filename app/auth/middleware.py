@@ -13,7 +13,7 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp
 
-from app.auth.tokens import TokenError, TokenVerifier
+from app.auth.tokens import TokenError, TokenVerifier, UnknownKey
 from app.errors import ApiError
 
 MAX_AUTHORIZATION_BYTES = 8192
@@ -49,11 +49,14 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
         super().__init__(app, **kwargs)
         self.verifier = verifier
 
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         try:
-            caller = self.verifier.verify(bearer_token(connection.headers.get("authorization")))
+            token = bearer_token(connection.headers.get("authorization"))
+            try:
+                caller = self.verifier.verify(token)
+            except UnknownKey:
+                # The one path that may wait: an asymmetric token whose key is not cached (yet).
+                caller = await self.verifier.verify_after_refresh(token)
         except TokenError as exc:
             raise unauthorized(exc.reason) from None
         return AuthenticationResult(user=caller, auth=None)

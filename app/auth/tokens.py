@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
 import msgspec
 
-from app.config import Settings
+from app.auth.jwks import JwksCache
+from app.config import HMAC_ALGORITHMS, JWKS_ALGORITHMS, Settings
 
-HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 MAX_USER_ID_CHARS = 255
 # Verified tokens remembered (LRU), and for how long at most whatever their `exp` says, so that a
 # change of keys (JWKS rotation) reaches tokens already seen within this many seconds.
@@ -35,6 +37,13 @@ class TokenError(Exception):
         super().__init__(reason)
 
 
+class UnknownKey(TokenError):
+    """An asymmetric token names a key the JWKS cache does not hold: `verify_after_refresh` may find it."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid")
+
+
 def _text_claim(claims: dict[str, Any], name: str) -> str | None:
     value = claims.get(name)
     return value if isinstance(value, str) and value else None
@@ -54,21 +63,24 @@ def identity_from_claims(claims: dict[str, Any]) -> Caller:
     return Caller(id=user_id, email=_text_claim(claims, "email"), name=_text_claim(claims, "name"))
 
 
-def _int_claim(claims: dict[str, Any], name: str) -> int | None:
-    # Already checked by PyJWT (an integer-like number) when present.
+def _int_claim(claims: dict[str, Any], name: str) -> int:
+    # Present claims were already checked by PyJWT (integer-like numbers).
     value = claims.get(name)
-    return None if value is None else int(value)
+    return 0 if value is None else int(value)
 
 
 class TokenVerifier:
     """Checks signature, `exp` (required), `nbf`/`iat` (with leeway) and `iss`/`aud` when configured.
 
+    The token's `alg` (from the allow-list) picks the keys: HMAC algorithms only the secret,
+    asymmetric ones only the JWKS keys named by `kid` whose type fits the algorithm.
+
     A client sends the same token on every request until it expires, and verifying it (two base64
     and JSON decodes, an HMAC) was a fifth of a request's time. So verified tokens are remembered by
-    their exact text in a bounded LRU, with the time window in which PyJWT would accept them
-    (`nbf`/`iat` - leeway to `exp` + leeway, and at most `TOKEN_CACHE_MAX_AGE_S`): a hit outside it
-    is verified again from scratch, so an expired token still gets "expired". Failures are never
-    remembered. Same bytes, same secret, same answer: the cache changes no verdict.
+    their exact text in a bounded LRU, with the time window in which PyJWT accepts them (`nbf`/`iat`
+    - leeway to `exp` + leeway, and at most `TOKEN_CACHE_MAX_AGE_S`): a hit outside it is verified
+    again from scratch, so an expired token still gets "expired". Failures are never remembered.
+    Same bytes, same keys, same answer: the cache changes no verdict.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -84,38 +96,49 @@ class TokenVerifier:
             "verify_iss": self.issuer is not None,
             "verify_aud": self.audience is not None,
         }
+        self.jwks: JwksCache | None = None
+        self.jwks_algorithms: frozenset[str] = frozenset()
+        if settings.jwt_jwks_url is not None:
+            self.jwks_algorithms = frozenset(a for a in settings.jwt_algorithms if a in JWKS_ALGORITHMS)
+            self.jwks = JwksCache(settings.jwt_jwks_url, self.jwks_algorithms, settings.jwt_jwks_refresh_s)
+        # Public keys come from elsewhere: refuse weak ones (e.g. RSA under 2048 bits) rather than warn.
+        self.jwks_options: jwt.types.Options = {**self.options, "enforce_minimum_key_length": True}
         # token -> (caller, valid from, valid until), in time.time() seconds
         self._verified: OrderedDict[str, tuple[Caller, float, float]] = OrderedDict()
 
+    @asynccontextmanager
+    async def lifespan(self, _app: object) -> AsyncIterator[None]:
+        """Starts the JWKS prefetch (in the background) and closes its HTTP client at shutdown."""
+        if self.jwks is None:
+            yield
+            return
+        async with self.jwks.running():
+            yield
+
     def verify(self, token: str) -> Caller:
-        now = time.time()
+        """Never waits. Raises `UnknownKey` for an asymmetric token whose key is not cached."""
         cached = self._verified.get(token)
         if cached is not None:
             caller, valid_from, valid_until = cached
-            if valid_from <= now < valid_until:
+            if valid_from <= time.time() < valid_until:
                 self._verified.move_to_end(token)
                 return caller
             del self._verified[token]
-        caller, claims = self._verify(token)
-        exp = _int_claim(claims, "exp")
-        assert exp is not None  # required
-        not_before = max(_int_claim(claims, "nbf") or 0, _int_claim(claims, "iat") or 0)
-        self._verified[token] = (
-            caller,
-            not_before - self.leeway,
-            min(exp + self.leeway, now + TOKEN_CACHE_MAX_AGE_S),
-        )
-        if len(self._verified) > TOKEN_CACHE_SIZE:
-            self._verified.popitem(last=False)
-        return caller
+        return self._remember(token, self._claims(token))
 
-    def _verify(self, token: str) -> tuple[Caller, dict[str, Any]]:
+    def _claims(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise TokenError("invalid") from None
         algorithm = header.get("alg")
-        if self.secret is None or algorithm not in self.hmac_algorithms:
+        if algorithm not in self.hmac_algorithms:
+            kid, algorithm = self._jwks_target(header)
+            key = self.jwks.cached(kid, algorithm) if self.jwks is not None else None
+            if key is None:
+                raise UnknownKey()
+            return self._claims_with_key(token, key, algorithm)
+        if self.secret is None:
             raise TokenError("invalid")
         try:
             claims = jwt.decode(
@@ -131,4 +154,95 @@ class TokenVerifier:
             raise TokenError("expired") from None
         except jwt.PyJWTError:
             raise TokenError("invalid") from None
-        return identity_from_claims(claims), claims
+        return claims
+
+    async def verify_after_refresh(self, token: str) -> Caller:
+        """For a token `verify` answered with `UnknownKey`: refresh the JWKS (rate-limited) and retry."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenError("invalid") from None
+        kid, algorithm = self._jwks_target(header)
+        key = await self.jwks.refreshed(kid, algorithm) if self.jwks is not None else None
+        if key is None:
+            raise TokenError("invalid")
+        return self._remember(token, self._claims_with_key(token, key, algorithm))
+
+    def _remember(self, token: str, claims: dict[str, Any]) -> Caller:
+        caller = identity_from_claims(claims)
+        not_before = max(_int_claim(claims, "nbf"), _int_claim(claims, "iat")) - self.leeway
+        valid_until = min(_int_claim(claims, "exp") + self.leeway, time.time() + TOKEN_CACHE_MAX_AGE_S)
+        self._verified[token] = (caller, not_before, valid_until)
+        if len(self._verified) > TOKEN_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return caller
+
+    def _jwks_target(self, header: dict[str, Any]) -> tuple[str, str]:
+        """`(kid, alg)` of a token to check against the JWKS, or raise: the alg must be allowed."""
+        algorithm = header.get("alg")
+        kid = header.get("kid")
+        # isinstance first: a crafted header may carry an unhashable `alg`.
+        if not isinstance(algorithm, str) or algorithm not in self.jwks_algorithms:
+            raise TokenError("invalid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenError("invalid")
+        return kid, algorithm
+
+    def _claims_with_key(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=[algorithm],
+                options=self.jwks_options,
+                leeway=self.leeway,
+                issuer=self.issuer,
+                audience=self.audience,
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("expired") from None
+        except jwt.PyJWTError:
+            raise TokenError("invalid") from None
+        return claims
+
+
+class TokenIssuer:
+    """Issues the tokens of sign-up and sign-in: HS256 with the same secret the verifier uses, with
+    `sub`, `user_id`, `email`, `name`, `iat`, `exp` (and `iss`/`aud` when configured), so that this
+    API and a frontend sharing the secret accept the same tokens."""
+
+    ALGORITHM = "HS256"
+
+    def __init__(self, secret: str, *, ttl_s: int, issuer: str | None, audience: str | None) -> None:
+        self.secret = secret
+        self.ttl_s = ttl_s
+        self.issuer = issuer
+        self.audience = audience
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenIssuer | None:
+        """None when this service's own tokens would not be accepted (no secret, or HS256 not allowed)."""
+        if settings.jwt_secret is None or cls.ALGORITHM not in settings.jwt_algorithms:
+            return None
+        return cls(
+            settings.jwt_secret,
+            ttl_s=settings.access_token_ttl_s,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+
+    def issue(self, user_id: str, email: str | None, name: str | None) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": user_id,
+            "user_id": user_id,
+            "email": email,
+            "name": name,
+            "iat": now,
+            "exp": now + self.ttl_s,
+        }
+        if self.issuer is not None:
+            claims["iss"] = self.issuer
+        if self.audience is not None:
+            claims["aud"] = self.audience
+        return jwt.encode(claims, self.secret, algorithm=self.ALGORITHM)

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from app.auth.tokens import Caller
-from app.body import documented_body, read_json
+from app.body import ApiOperation, documented_body, read_json
 from app.errors import NotFound, error_responses
 from app.tasks.repository import TaskRepository
 from app.tasks.schemas import (
@@ -55,6 +55,7 @@ class TasksController(Controller):
     @get(
         "/",
         operation_id="ListTasks",
+        operation_class=ApiOperation,
         summary="List my tasks",
         responses=error_responses(400, 401, 422, 503),
     )
@@ -66,9 +67,7 @@ class TasksController(Controller):
             Literal["true", "false"] | None,
             Parameter(description="Only completed (true) or pending (false)."),
         ] = None,
-        status: Annotated[
-            TaskStatus | None, Parameter(description="Alias filter: all, pending, completed.")
-        ] = None,
+        status: Annotated[TaskStatus | None, Parameter(description="Alias filter: all, pending, completed.")] = None,
         q: Annotated[
             str | None,
             Parameter(
@@ -87,9 +86,7 @@ class TasksController(Controller):
             # Both filters must hold, and together they hold for no task: an empty page, not an error.
             return TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset))
         want = by_param if by_param is not None else by_status
-        rows, total = await tasks.list(
-            request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset
-        )
+        rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
         return TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset))
 
     @post(
@@ -109,6 +106,7 @@ class TasksController(Controller):
     @get(
         "/{task_id:int}",
         operation_id="GetTask",
+        operation_class=ApiOperation,
         summary="Get one of my tasks",
         responses=error_responses(401, 404, 503),
     )
@@ -141,6 +139,7 @@ class TasksController(Controller):
     @delete(
         "/{task_id:int}",
         operation_id="DeleteTask",
+        operation_class=ApiOperation,
         summary="Delete a task",
         status_code=204,
         responses=error_responses(401, 404, 503),

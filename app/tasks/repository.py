@@ -108,9 +108,7 @@ class TaskRepository:
         return await self._one(self._toggle, {"user_id": caller.id, "id": task_id})
 
     async def set_completed(self, caller: Caller, task_id: int, completed: bool) -> Task | None:
-        return await self._one(
-            self._set_completed, {"user_id": caller.id, "id": task_id, "completed": completed}
-        )
+        return await self._one(self._set_completed, {"user_id": caller.id, "id": task_id, "completed": completed})
 
     async def delete(self, caller: Caller, task_id: int) -> bool:
         async with self.pool.connection() as conn:

@@ -1,0 +1,138 @@
+"""Settings from the environment, and the start-up refusals of `just serve` and the app."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from app.config import ConfigError, Settings
+from app.main import create_app
+
+GOOD_SECRET = "s" * 32
+
+
+def test_defaults() -> None:
+    settings = Settings.from_mapping({})
+    assert settings.database_url is None and settings.jwt_secret is None
+    assert settings.jwt_leeway_s == 30
+    assert settings.access_token_ttl_s == 86_400
+    assert settings.jwt_algorithms == ("HS256",)
+    assert settings.jwt_jwks_refresh_s == 60
+    assert settings.cors_origins == ("http://localhost:3000",)
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, 1)
+    assert settings.max_body_bytes == 1_048_576
+    assert (settings.auth_max_failed_attempts, settings.auth_lockout_s) == (5, 900)
+    assert settings.db_prepare_threshold == 5
+
+
+def test_every_contract_name_is_read() -> None:
+    env = {
+        "DATABASE_URL": "postgresql://u@h/db",
+        "JWT_SECRET": GOOD_SECRET,
+        "JWT_ISSUER": "iss",
+        "JWT_AUDIENCE": "aud",
+        "JWT_LEEWAY_S": "5",
+        "ACCESS_TOKEN_TTL_S": "60",
+        "JWT_ALGORITHMS": "EdDSA, ES256,RS256,HS256",
+        "JWT_JWKS_URL": "https://auth.example/jwks",
+        "JWT_JWKS_REFRESH_S": "30",
+        "CORS_ORIGINS": "https://a.example, https://b.example",
+        "HOST": "0.0.0.0",
+        "PORT": "9000",
+        "WORKERS": "2",
+        "DB_POOL_MIN_SIZE": "2",
+        "DB_POOL_MAX_SIZE": "8",
+        "DB_POOL_TIMEOUT_S": "2.5",
+        "DB_STATEMENT_TIMEOUT_MS": "1500",
+        "DB_PREPARE_THRESHOLD": "0",
+        "MAX_BODY_BYTES": "2048",
+        "AUTH_MAX_FAILED_ATTEMPTS": "3",
+        "AUTH_LOCKOUT_S": "60",
+        "LOG_LEVEL": "debug",
+    }
+    s = Settings.from_mapping(env)
+    assert s.database_url == "postgresql://u@h/db" and s.jwt_secret == GOOD_SECRET
+    assert (s.jwt_issuer, s.jwt_audience, s.jwt_leeway_s, s.access_token_ttl_s) == ("iss", "aud", 5, 60)
+    assert s.jwt_algorithms == ("EdDSA", "ES256", "RS256", "HS256")
+    assert (s.jwt_jwks_url, s.jwt_jwks_refresh_s) == ("https://auth.example/jwks", 30)
+    assert s.cors_origins == ("https://a.example", "https://b.example")
+    assert (s.host, s.port, s.workers) == ("0.0.0.0", 9000, 2)
+    assert (s.db_pool_min_size, s.db_pool_max_size, s.db_pool_timeout_s) == (2, 8, 2.5)
+    assert (s.db_statement_timeout_ms, s.db_prepare_threshold, s.max_body_bytes) == (1500, 0, 2048)
+    assert (s.auth_max_failed_attempts, s.auth_lockout_s, s.log_level) == (3, 60, "DEBUG")
+
+
+def test_better_auth_secret_is_the_fallback() -> None:
+    assert Settings.from_mapping({"BETTER_AUTH_SECRET": GOOD_SECRET}).jwt_secret == GOOD_SECRET
+    both = Settings.from_mapping({"BETTER_AUTH_SECRET": GOOD_SECRET, "JWT_SECRET": "j" * 40})
+    assert both.jwt_secret == "j" * 40
+
+
+def test_empty_prepare_threshold_turns_prepared_statements_off() -> None:
+    assert Settings.from_mapping({"DB_PREPARE_THRESHOLD": ""}).db_prepare_threshold is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JWT_SECRET": "short"},
+        {"BETTER_AUTH_SECRET": "s" * 31},
+        {"PORT": "eighty"},
+        {"DB_POOL_TIMEOUT_S": "0"},
+        {"DB_POOL_MIN_SIZE": "10", "DB_POOL_MAX_SIZE": "2"},
+        {"JWT_ALGORITHMS": "none"},
+        {"JWT_ALGORITHMS": "HS256,None"},
+        {"LOG_LEVEL": "chatty"},
+        {"WORKERS": "0"},
+    ],
+)
+def test_invalid_settings_are_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_mapping(env)
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(tmp_path: pytest.TempPathFactory) -> None:
+    env_file = tmp_path / ".env"  # type: ignore[operator]
+    env_file.write_text(f"JWT_SECRET={GOOD_SECRET}\nPORT=7000\nHOST=0.0.0.0\n")
+    settings = Settings.from_env({"PORT": "7001"}, env_file=env_file)
+    assert (settings.jwt_secret, settings.port, settings.host) == (GOOD_SECRET, 7001, "0.0.0.0")
+
+
+def test_the_app_refuses_to_start_without_database_or_secret() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        create_app(Settings.from_mapping({"JWT_SECRET": GOOD_SECRET}))
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        create_app(Settings.from_mapping({"DATABASE_URL": "postgresql://u@h/db"}))
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    names = {"DATABASE_URL", "JWT_SECRET", "BETTER_AUTH_SECRET"}
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"DATABASE_URL": "postgresql://u@127.0.0.1:1/db"}, "JWT_SECRET"),
+        ({"JWT_SECRET": GOOD_SECRET}, "DATABASE_URL"),
+        ({"JWT_SECRET": "too-short", "DATABASE_URL": "postgresql://u@127.0.0.1:1/db"}, "32 bytes"),
+    ],
+)
+def test_serve_refuses_to_start_and_says_why_in_one_line(env: dict[str, str], says: str, tmp_path: object) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.serve"],
+        cwd=tmp_path,  # no .env there
+        env=_clean_env(PYTHONPATH=str(ROOT), **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and lines[0].startswith("refusing to start")
