@@ -63,9 +63,7 @@ async def use_every_connection(pool: AsyncConnectionPool) -> list[Any]:
 def terminate(url: str, pids: set[int]) -> None:
     """pg_terminate_backend, and wait until the backends are gone (it only signals them)."""
     with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)]
-        )
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)])
         query = "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)"
         while admin.execute(query, [list(pids)]).fetchone() != (0,):
             time.sleep(0.01)
@@ -73,9 +71,7 @@ def terminate(url: str, pids: set[int]) -> None:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("how", ["restart", "crash", "terminate"])
-async def test_no_query_fails_after_the_server_dropped_every_connection(
-    own_server: EmbeddedPostgres, how: str
-) -> None:
+async def test_no_query_fails_after_the_server_dropped_every_connection(own_server: EmbeddedPostgres, how: str) -> None:
     pool = await full_pool(own_server.url)
     try:
         before = set(await use_every_connection(pool))
@@ -96,9 +92,7 @@ async def test_no_query_fails_after_the_server_dropped_every_connection(
 
 
 @pytest.mark.asyncio
-async def test_a_busy_connection_is_not_pinged(
-    own_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_busy_connection_is_not_pinged(own_server: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch) -> None:
     pool = await full_pool(own_server.url)
     pings: list[object] = []
     real = AsyncConnectionPool.check_connection
