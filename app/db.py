@@ -59,7 +59,7 @@ class UtcTimestamptzLoader(Loader):
     format = Format.BINARY
 
     def load(self, data: Buffer) -> datetime:
-        return _PG_EPOCH + timedelta(microseconds=_int8(data)[0])
+        return _PG_EPOCH + timedelta(0, 0, _int8(data)[0])  # positional: faster than microseconds=
 
 
 async def _configure(conn: AsyncConnection) -> None:

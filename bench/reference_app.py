@@ -14,7 +14,6 @@ Run it as the benchmark does: `python -m bench.reference_app` (reads the same en
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import jwt
@@ -24,6 +23,7 @@ from msgspec import UNSET
 
 from app.config import Settings
 from app.db import SqlFiles, create_pool, open_pool
+from app.edge import new_request_id
 from app.errors import error_body
 from app.serve import GRACEFUL_SHUTDOWN_S
 from app.tasks.schemas import ListMeta, Task, TaskCreate, TaskEnvelope, TaskListEnvelope, TaskUpdate
@@ -180,7 +180,7 @@ class ReferenceApp:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", uuid.uuid4().hex.encode()),
+            (b"x-request-id", new_request_id()),
             (b"cache-control", b"no-store"),
             *extra,
         ]
