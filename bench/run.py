@@ -10,12 +10,14 @@ What it does, in one run (about 5 minutes; the first run also builds the 1M-row 
 3. Servers: the service (`python -m app.serve`, 1 worker) and the reference (`python -m
    bench.reference_app`, same uvicorn settings, same pool settings), then the service with 2 workers
    and the service on the scale database.
-4. wrk (bench/wrk.lua): 32 connections, warm-up then a measured run per scenario (list, get, create,
-   update, toggle, mix); service and reference alternate, with a VACUUM between runs so that no run
-   inherits the previous one's dead rows. Creates go to separate writer users, so lists stay 20 long.
+4. wrk (bench/wrk.lua): 32 connections per scenario (list, get, create, update, toggle, mix); after a
+   warm-up, service and reference run interleaved in slices (`compare`), so that a burst of other
+   load on this shared machine hits both; a VACUUM before each scenario, so that none inherits the
+   previous one's dead rows. Creates go to separate writer users, so lists stay 20 long. WORKERS=2 is
+   compared with 1 worker the same way.
 
 Environment knobs: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-BENCH_SCENARIOS (comma-separated subset), BENCH_SCALE=0 (skip the scale part), BENCH_WORKERS2=0 (skip
+BENCH_SLICES (4), BENCH_SCENARIOS (comma-separated subset), BENCH_SCALE=0 (skip the scale part), BENCH_WORKERS2=0 (skip
 the WORKERS=2 run). A JSON copy of the results goes to reports/bench-<time>.json.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -41,6 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 import psycopg
+import psycopg.sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -70,6 +74,7 @@ def env_int(name: str, default: int) -> int:
 DURATION_S = env_int("BENCH_DURATION_S", 8)
 WARMUP_S = env_int("BENCH_WARMUP_S", 2)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 32)
+SLICES = env_int("BENCH_SLICES", 4)
 THREADS = env_int("BENCH_THREADS", 2)
 SECRET = os.environ.get("BENCH_JWT_SECRET") or secrets.token_urlsafe(48)
 
@@ -131,6 +136,7 @@ class Report:
     workers2: dict[str, Any] = field(default_factory=dict)
     scale: dict[str, Any] = field(default_factory=dict)
     explain: dict[str, str] = field(default_factory=dict)
+    background_busy_cores: float = 0.0
 
 
 # --- database ------------------------------------------------------------------------------------
@@ -257,10 +263,10 @@ def user_task_ids(url: str, user_ids: list[str]) -> dict[str, list[int]]:
 
 
 def explain(url: str, user_id: str, task_id: int) -> str:
-    """EXPLAIN ANALYZE of the list (first page of 20) and get statements, as the service runs them."""
+    """EXPLAIN ANALYZE of the list (first page of 20) and get statements as the service runs them:
+    prepared, and explained after psycopg's prepare threshold and PostgreSQL's five custom plans, so
+    the plan shown is the one the server settled on."""
     sql_dir = ROOT / "sql" / "tasks"
-    list_sql = (sql_dir / "list.sql").read_text()
-    get_sql = (sql_dir / "get.sql").read_text()
     list_params = {
         "user_id": user_id,
         "completed": None,
@@ -270,14 +276,33 @@ def explain(url: str, user_id: str, task_id: int) -> str:
         "offset": 0,
     }
     out = []
-    with psycopg.connect(url) as conn:
-        for title, query, params in (
-            (f"list (limit 20) for {user_id}", list_sql, list_params),
-            (f"get {task_id} for {user_id}", get_sql, {"user_id": user_id, "id": task_id}),
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, title, params in (
+            ("list", f"list (limit 20) for {user_id}", list_params),
+            ("get", f"get {task_id} for {user_id}", {"user_id": user_id, "id": task_id}),
         ):
-            rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {query}", params).fetchall()
+            text, values = prepared((sql_dir / f"{name}.sql").read_text(), params)
+            conn.execute(f"PREPARE bench_{name} AS {text}")
+            args = psycopg.sql.SQL(", ").join(psycopg.sql.Literal(v) for v in values).as_string(conn)
+            for _ in range(6):
+                conn.execute(f"EXECUTE bench_{name}({args})")
+            rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE bench_{name}({args})").fetchall()
             out.append(f"-- {title}\n" + "\n".join(r[0] for r in rows))
     return "\n".join(out)
+
+
+def prepared(query: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
+    """`%(name)s` placeholders as `$n`, and the values in that order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    code = "\n".join(line for line in query.splitlines() if not line.lstrip().startswith("--"))
+    text = re.sub(r"%\((\w+)\)s", number, code)
+    return text, [params[name] for name in names]
 
 
 # --- tokens and wrk data ------------------------------------------------------------------------
@@ -418,6 +443,53 @@ def measure(url: str, scenario: str, data: Path, query: str = "", seconds: int =
     return wrk(url, scenario, data, seconds, query)
 
 
+def compare(urls: list[str], scenario: str, data: Path) -> list[Result]:
+    """The same scenario on several servers, interleaved: after a warm-up of each, SLICES rounds of
+    DURATION_S / SLICES seconds per server, the order alternating. On a shared, noisy machine this
+    keeps a burst of someone else's load from landing on one side only.
+
+    Throughput: all requests over all slices. p50/p99: the median over the slices. Errors: summed.
+    """
+    if WARMUP_S:
+        for url in urls:
+            wrk(url, scenario, data, WARMUP_S)
+    seconds = max(1, DURATION_S // SLICES)
+    slices: list[list[Result]] = [[] for _ in urls]
+    for round_ in range(SLICES):
+        order = list(range(len(urls))) if round_ % 2 == 0 else list(reversed(range(len(urls))))
+        for i in order:
+            slices[i].append(wrk(urls[i], scenario, data, seconds))
+    return [merge(results) for results in slices]
+
+
+def merge(results: list[Result]) -> Result:
+    def median(values: list[int]) -> int:
+        ordered = sorted(values)
+        return (
+            ordered[len(ordered) // 2]
+            if len(ordered) % 2
+            else (ordered[len(ordered) // 2 - 1] + ordered[len(ordered) // 2]) // 2
+        )
+
+    statuses: dict[str, int] = {}
+    for r in results:
+        for part in filter(None, r.statuses.split(",")):
+            status, count = part.split(":")
+            statuses[status] = statuses.get(status, 0) + int(count)
+    return Result(
+        requests=sum(r.requests for r in results),
+        duration_us=sum(r.duration_us for r in results),
+        p50_us=median([r.p50_us for r in results]),
+        p90_us=median([r.p90_us for r in results]),
+        p99_us=median([r.p99_us for r in results]),
+        max_us=max(r.max_us for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        timeouts=sum(r.timeouts for r in results),
+        bad_status=sum(r.bad_status for r in results),
+        statuses=",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
+    )
+
+
 # --- report -------------------------------------------------------------------------------------
 
 
@@ -431,6 +503,23 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}"
 
 
+def busy_cores(seconds: float = 2.0) -> float:
+    """How many cores other processes keep busy right now (sampled before anything of ours runs)."""
+
+    def snapshot() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    try:
+        busy0, total0 = snapshot()
+        time.sleep(seconds)
+        busy1, total1 = snapshot()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
+
+
 def mark(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
@@ -439,9 +528,10 @@ def print_summary(report: Report, results: dict[str, tuple[Result, Result]]) -> 
     all_ok = True
     print()
     print(f"machine: {report.machine}; database: {report.database}")
+    print(f"background load before the run (other processes): {report.background_busy_cores:.2f} cores busy")
     print(
-        f"wrk: {CONNECTIONS} connections, {THREADS} threads, {WARMUP_S} s warm-up + {DURATION_S} s per run; "
-        "1 worker each"
+        f"wrk: {CONNECTIONS} connections, {THREADS} threads; per scenario and server {WARMUP_S} s warm-up, then "
+        f"{DURATION_S} s in {SLICES} interleaved slices (p50/p99: median over slices); 1 worker each"
     )
     print()
     header = (
@@ -510,6 +600,7 @@ def main() -> int:
 
     with postgres_server() as (server_url, database):
         report = Report(machine=machine(), database=database, duration_s=DURATION_S, connections=CONNECTIONS)
+        report.background_busy_cores = busy_cores()
         log(f"{database}; preparing {BENCH_DB}: {USERS} users x {TASKS_PER_USER} tasks")
         bench_url = recreate_database(server_url, BENCH_DB)
         seed_bench(bench_url)
@@ -524,41 +615,30 @@ def main() -> int:
             running("app.serve", bench_url, probe) as service,
             running("bench.reference_app", bench_url, probe) as reference,
         ):
-            for index, scenario in enumerate(chosen):
-                # Alternate who goes first, so neither always runs on a just-vacuumed table.
-                order = [service, reference] if index % 2 == 0 else [reference, service]
-                figures: dict[str, Result] = {}
-                for server in order:
-                    vacuum(bench_url)
-                    log(f"{scenario} on {server.module}")
-                    figures[server.module] = measure(server.url, scenario, data)
-                results[scenario] = (figures["app.serve"], figures["bench.reference_app"])
-                svc, ref = results[scenario]
+            for scenario in chosen:
+                vacuum(bench_url)
+                log(f"{scenario}: service and reference, interleaved")
+                svc, ref = compare([service.url, reference.url], scenario, data)
+                results[scenario] = (svc, ref)
                 report.scenarios[scenario] = {
                     "service": {**asdict(svc), "rps": svc.rps},
                     "reference": {**asdict(ref), "rps": ref.rps},
                     "ratio": svc.rps / ref.rps if ref.rps else 0.0,
                 }
 
-        if os.environ.get("BENCH_WORKERS2", "1") != "0":
-            vacuum(bench_url)
-            with running("app.serve", bench_url, probe, workers=2) as service2:
-                log("list on app.serve with WORKERS=2")
-                two = measure(service2.url, "list", data)
-            # The 1-worker figure of the same run; measured again if list was not among the scenarios.
-            if "list" in results:
-                one = results["list"][0]
-            else:
-                with running("app.serve", bench_url, probe) as service1:
-                    one = measure(service1.url, "list", data)
-            report.workers2 = {
-                "rps": two.rps,
-                "p50_ms": two.p50_ms,
-                "p99_ms": two.p99_ms,
-                "errors": two.errors,
-                "one_worker_rps": one.rps,
-                "scaling": two.rps / one.rps if one.rps else 0.0,
-            }
+            if os.environ.get("BENCH_WORKERS2", "1") != "0":
+                vacuum(bench_url)
+                with running("app.serve", bench_url, probe, workers=2) as service2:
+                    log("list: 1 worker and WORKERS=2, interleaved")
+                    one, two = compare([service.url, service2.url], "list", data)
+                report.workers2 = {
+                    "rps": two.rps,
+                    "p50_ms": two.p50_ms,
+                    "p99_ms": two.p99_ms,
+                    "errors": two.errors,
+                    "one_worker_rps": one.rps,
+                    "scaling": two.rps / one.rps if one.rps else 0.0,
+                }
 
         if os.environ.get("BENCH_SCALE", "1") != "0":
             run_scale(report, server_url, bench_url, users, ids, reports_dir)
