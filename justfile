@@ -25,8 +25,8 @@ test *args:
 
 # Lint, format check and type check.
 check:
-    ruff check app tests
-    ruff format --check app tests
+    ruff check app tests bench
+    ruff format --check app tests bench
     mypy
 
 # Throughput/latency benchmark: the service vs a bare-ASGI reference, with wrk (see bench/run.py).

@@ -48,7 +48,7 @@ def jwt_secret() -> str:
     return secret
 
 
-@events.init.connect
+@events.init.add_listener
 def _check_identity_source(environment: Any, **_: Any) -> None:
     if not SIGNUP:
         jwt_secret()  # fail at start, not in every user
