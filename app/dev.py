@@ -38,6 +38,7 @@ def _dev_secret() -> str:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="dev: %(message)s")
+    logging.getLogger("yoyo").setLevel(logging.WARNING)  # one summary line is enough
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
