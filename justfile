@@ -25,6 +25,18 @@ test *args:
 
 # Lint, format check and type check.
 check:
-    ruff check app tests
-    ruff format --check app tests
+    ruff check app tests bench
+    ruff format --check app tests bench
     mypy
+
+# Throughput/latency benchmark: the service vs a bare-ASGI reference, with wrk (see bench/run.py).
+bench:
+    {{python}} bench/run.py
+
+# Load test with locust, headless, against a running server (`just dev` or `just serve` first).
+# Reports: reports/load_*.csv and reports/load.html. Tokens: JWT_SECRET (or LOAD_SIGNUP=1).
+load host=env("LOAD_HOST", "http://127.0.0.1:8000") users=env("LOAD_USERS", "50") spawn_rate=env("LOAD_SPAWN_RATE", "10") duration=env("LOAD_DURATION", "1m"):
+    mkdir -p reports
+    {{python}} -m locust -f tests/load/locustfile.py --headless --only-summary --host {{host}} \
+        --users {{users}} --spawn-rate {{spawn_rate}} --run-time {{duration}} --stop-timeout 5 \
+        --csv reports/load --html reports/load.html

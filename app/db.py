@@ -7,11 +7,15 @@ are read once at start-up; asking for a file that does not exist fails then, not
 from __future__ import annotations
 
 import logging
+import select
 import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from time import monotonic
+from typing import Any
+from weakref import WeakKeyDictionary
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, OperationalError
 from psycopg.adapt import Buffer, Loader
 from psycopg.pq import Format
 from psycopg_pool import AsyncConnectionPool
@@ -55,11 +59,48 @@ class UtcTimestamptzLoader(Loader):
     format = Format.BINARY
 
     def load(self, data: Buffer) -> datetime:
-        return _PG_EPOCH + timedelta(microseconds=_int8(data)[0])
+        return _PG_EPOCH + timedelta(0, 0, _int8(data)[0])  # positional: faster than microseconds=
 
 
 async def _configure(conn: AsyncConnection) -> None:
     conn.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+
+
+# A connection handed out again within this many seconds is trusted without a round trip (the
+# idea of HikariCP's `aliveBypassWindowMs`), unless its socket says the server has hung up.
+IDLE_CHECK_AFTER_S = 1.0
+
+
+# When each pooled connection was last handed out (weak keys: closed connections drop out).
+_last_checkout: WeakKeyDictionary[AsyncConnection[Any], float] = WeakKeyDictionary()
+
+
+def _has_input(fd: int) -> bool:
+    """Whether the socket has something to read (or hung up): never the case for a healthy idle one."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+async def check_connection(conn: AsyncConnection[Any]) -> None:
+    """The pool's check on every checkout: replace connections a database restart killed.
+
+    psycopg_pool's own `check_connection` costs a round trip per checkout (measured: a fifth of a
+    list request's time here). This one asks the kernel instead. A connection that sits idle in the
+    pool is not reading anything, so when the server closes it (shutdown, restart, crash,
+    `pg_terminate_backend`, an idle timeout) the FATAL message or the EOF is waiting on its socket: a
+    zero-timeout poll sees it, and the full round-trip check then decides (and fails it, so the pool
+    throws it away and hands out another). A connection idle for more than `IDLE_CHECK_AFTER_S` gets
+    the round trip anyway, for what a socket cannot show (a peer that vanished without a word). What
+    no check can catch, this one included, is a server dying between the check and the query.
+    """
+    now = monotonic()
+    idle_for = now - _last_checkout.get(conn, 0.0)
+    _last_checkout[conn] = now
+    if conn.closed or conn.broken:
+        raise OperationalError("the connection is closed")
+    if idle_for > IDLE_CHECK_AFTER_S or _has_input(conn.pgconn.socket):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def create_pool(settings: Settings) -> AsyncConnectionPool:
@@ -74,7 +115,7 @@ def create_pool(settings: Settings) -> AsyncConnectionPool:
         configure=_configure,
         # A connection killed by a database restart is noticed here and replaced, instead of
         # failing the request that would have used it.
-        check=AsyncConnectionPool.check_connection,
+        check=check_connection,
         kwargs={
             "autocommit": True,
             "prepare_threshold": settings.db_prepare_threshold,

@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Scope
 
 from app.auth.tokens import TokenError, TokenVerifier, UnknownKey
 from app.errors import ApiError
@@ -28,6 +28,18 @@ _MESSAGES = {
 def unauthorized(reason: str) -> ApiError:
     challenge = 'Bearer realm="api"' if reason == "missing" else 'Bearer realm="api", error="invalid_token"'
     return ApiError(401, _MESSAGES[reason], headers={"WWW-Authenticate": challenge})
+
+
+def authorization_header(scope: Scope) -> str | None:
+    """The first `Authorization` header, straight from the ASGI scope.
+
+    Building Litestar's header container (`connection.headers`) to read one value cost more than the
+    cached token check itself.
+    """
+    for name, value in scope["headers"]:
+        if name.lower() == b"authorization":
+            return value.decode("latin-1")
+    return None
 
 
 def bearer_token(value: str | None) -> str:
@@ -51,7 +63,7 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         try:
-            token = bearer_token(connection.headers.get("authorization"))
+            token = bearer_token(authorization_header(connection.scope))
             try:
                 caller = self.verifier.verify(token)
             except UnknownKey:

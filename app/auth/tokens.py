@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,8 @@ from app.auth.jwks import JwksCache
 from app.config import HMAC_ALGORITHMS, JWKS_ALGORITHMS, Settings
 
 MAX_USER_ID_CHARS = 255
+# How many verified tokens are remembered (LRU): see `TokenVerifier`.
+TOKEN_CACHE_SIZE = 10_000
 
 
 class Caller(msgspec.Struct, frozen=True):
@@ -58,11 +61,30 @@ def identity_from_claims(claims: dict[str, Any]) -> Caller:
     return Caller(id=user_id, email=_text_claim(claims, "email"), name=_text_claim(claims, "name"))
 
 
+def _int_claim(claims: dict[str, Any], name: str) -> int:
+    # Present claims were already checked by PyJWT (integer-like numbers).
+    value = claims.get(name)
+    return 0 if value is None else int(value)
+
+
+# The JWKS key an asymmetric token was verified with: (kid, alg, key).
+KeyRef = tuple[str, str, jwt.PyJWK]
+
+
 class TokenVerifier:
     """Checks signature, `exp` (required), `nbf`/`iat` (with leeway) and `iss`/`aud` when configured.
 
     The token's `alg` (from the allow-list) picks the keys: HMAC algorithms only the secret,
     asymmetric ones only the JWKS keys named by `kid` whose type fits the algorithm.
+
+    A client sends the same token on every request until it expires, and verifying it (two base64
+    and JSON decodes, an HMAC) was a fifth of a request's time. So verified tokens are remembered by
+    their exact text in a bounded LRU, with the time window in which PyJWT accepts them (`nbf`/`iat`
+    - leeway to `exp` + leeway) and, for a JWKS token, the key object it was verified with. A hit is
+    used only inside that window and while the JWKS cache still holds that very key (a refreshed
+    key set has new objects, so a removed key stops working exactly as without the cache); anything
+    else is verified again from scratch, so an expired token still gets "expired". Failures are
+    never remembered. Same bytes, same key, same answer: the cache changes no verdict.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -85,6 +107,8 @@ class TokenVerifier:
             self.jwks = JwksCache(settings.jwt_jwks_url, self.jwks_algorithms, settings.jwt_jwks_refresh_s)
         # Public keys come from elsewhere: refuse weak ones (e.g. RSA under 2048 bits) rather than warn.
         self.jwks_options: jwt.types.Options = {**self.options, "enforce_minimum_key_length": True}
+        # token -> (caller, valid from, valid until (time.time() seconds), JWKS key or None)
+        self._verified: OrderedDict[str, tuple[Caller, float, float, KeyRef | None]] = OrderedDict()
 
     @asynccontextmanager
     async def lifespan(self, _app: object) -> AsyncIterator[None]:
@@ -97,6 +121,16 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Caller:
         """Never waits. Raises `UnknownKey` for an asymmetric token whose key is not cached."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            caller, valid_from, valid_until, key_ref = cached
+            if valid_from <= time.time() < valid_until and (key_ref is None or self._still_published(key_ref)):
+                self._verified.move_to_end(token)
+                return caller
+            del self._verified[token]
+        return self._remember(token, *self._claims(token))
+
+    def _claims(self, token: str) -> tuple[dict[str, Any], KeyRef | None]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -107,7 +141,7 @@ class TokenVerifier:
             key = self.jwks.cached(kid, algorithm) if self.jwks is not None else None
             if key is None:
                 raise UnknownKey()
-            return self._verify_with_key(token, key, algorithm)
+            return self._claims_with_key(token, key, algorithm), (kid, algorithm, key)
         if self.secret is None:
             raise TokenError("invalid")
         try:
@@ -124,7 +158,7 @@ class TokenVerifier:
             raise TokenError("expired") from None
         except jwt.PyJWTError:
             raise TokenError("invalid") from None
-        return identity_from_claims(claims)
+        return claims, None
 
     async def verify_after_refresh(self, token: str) -> Caller:
         """For a token `verify` answered with `UnknownKey`: refresh the JWKS (rate-limited) and retry."""
@@ -136,7 +170,20 @@ class TokenVerifier:
         key = await self.jwks.refreshed(kid, algorithm) if self.jwks is not None else None
         if key is None:
             raise TokenError("invalid")
-        return self._verify_with_key(token, key, algorithm)
+        return self._remember(token, self._claims_with_key(token, key, algorithm), (kid, algorithm, key))
+
+    def _remember(self, token: str, claims: dict[str, Any], key_ref: KeyRef | None) -> Caller:
+        caller = identity_from_claims(claims)
+        valid_from = max(_int_claim(claims, "nbf"), _int_claim(claims, "iat")) - self.leeway
+        valid_until = _int_claim(claims, "exp") + self.leeway
+        self._verified[token] = (caller, valid_from, valid_until, key_ref)
+        if len(self._verified) > TOKEN_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return caller
+
+    def _still_published(self, key_ref: KeyRef) -> bool:
+        kid, algorithm, key = key_ref
+        return self.jwks is not None and self.jwks.cached(kid, algorithm) is key
 
     def _jwks_target(self, header: dict[str, Any]) -> tuple[str, str]:
         """`(kid, alg)` of a token to check against the JWKS, or raise: the alg must be allowed."""
@@ -149,7 +196,7 @@ class TokenVerifier:
             raise TokenError("invalid")
         return kid, algorithm
 
-    def _verify_with_key(self, token: str, key: jwt.PyJWK, algorithm: str) -> Caller:
+    def _claims_with_key(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
         try:
             claims = jwt.decode(
                 token,
@@ -164,7 +211,7 @@ class TokenVerifier:
             raise TokenError("expired") from None
         except jwt.PyJWTError:
             raise TokenError("invalid") from None
-        return identity_from_claims(claims)
+        return claims
 
 
 class TokenIssuer:

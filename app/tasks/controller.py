@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from app.auth.tokens import Caller
 from app.body import ApiOperation, documented_body, read_json
 from app.errors import NotFound, error_responses
+from app.responses import JsonResponse
 from app.tasks.repository import TaskRepository
 from app.tasks.schemas import (
     FIELD_RULES,
@@ -78,16 +79,16 @@ class TasksController(Controller):
         sort: Annotated[TaskSort, Parameter(description="Sort key; '-' means descending.")] = "-created_at",
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 1000,
         offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
-    ) -> TaskListEnvelope:
+    ) -> Response[TaskListEnvelope]:
         """Newest first by default; ties broken by id. `completed` and `status` together must both hold."""
         by_param = None if completed is None else completed == "true"
         by_status = _STATUS_COMPLETED[status]
         if by_param is not None and by_status is not None and by_param != by_status:
             # Both filters must hold, and together they hold for no task: an empty page, not an error.
-            return TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset))
+            return JsonResponse(TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset)))
         want = by_param if by_param is not None else by_status
         rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
-        return TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset))
+        return JsonResponse(TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset)))
 
     @post(
         "/",
@@ -101,7 +102,7 @@ class TasksController(Controller):
     ) -> Response[TaskEnvelope]:
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
         task = await tasks.create(request.user, data)
-        return Response(TaskEnvelope(task), status_code=201, headers={"Location": f"/api/tasks/{task.id}"})
+        return JsonResponse(TaskEnvelope(task), status_code=201, headers={"Location": f"/api/tasks/{task.id}"})
 
     @get(
         "/{task_id:int}",
@@ -112,11 +113,11 @@ class TasksController(Controller):
     )
     async def get_task(
         self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
-    ) -> TaskEnvelope:
+    ) -> Response[TaskEnvelope]:
         task = await tasks.get(request.user, _existing_id(task_id))
         if task is None:
             raise NotFound()
-        return TaskEnvelope(task)
+        return JsonResponse(TaskEnvelope(task))
 
     @put(
         "/{task_id:int}",
@@ -127,14 +128,14 @@ class TasksController(Controller):
     )
     async def update_task(
         self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
-    ) -> TaskEnvelope:
+    ) -> Response[TaskEnvelope]:
         """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
         task_id = _existing_id(task_id)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
         task = await tasks.update(request.user, task_id, data)
         if task is None:
             raise NotFound()
-        return TaskEnvelope(task)
+        return JsonResponse(TaskEnvelope(task))
 
     @delete(
         "/{task_id:int}",
@@ -159,7 +160,7 @@ class TasksController(Controller):
     )
     async def complete_task(
         self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
-    ) -> TaskEnvelope:
+    ) -> Response[TaskEnvelope]:
         """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
         task_id = _existing_id(task_id)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
@@ -169,4 +170,4 @@ class TasksController(Controller):
             task = await tasks.set_completed(request.user, task_id, change.completed)
         if task is None:
             raise NotFound()
-        return TaskEnvelope(task)
+        return JsonResponse(TaskEnvelope(task))
