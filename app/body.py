@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
-from litestar.openapi.spec import Components, OpenAPIMediaType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Reference, RequestBody, Schema
 
 from app.errors import ApiError, FieldError, InvalidInput, field_error_from_msgspec
 
@@ -45,21 +45,20 @@ async def read_json(
     if content_type is not None and not _is_json(content_type):
         raise ApiError(415)
     try:
-        return msgspec.json.decode(body, type=type_)
+        # msgspec does not check the UTF-8 of values it skips (unknown keys): check all of it first.
+        text = body.decode()
+    except UnicodeDecodeError:
+        raise ApiError(400, "The request body is not valid UTF-8.") from None
+    try:
+        return msgspec.json.decode(text, type=type_)
     except msgspec.ValidationError as exc:
         problem = field_error_from_msgspec(exc)
         if field_rules and problem.field in field_rules and not problem.message.startswith("Object missing"):
             problem = FieldError(problem.field, field_rules[problem.field])
         raise InvalidInput([problem]) from None
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        # Not JSON, not UTF-8, or nested deeper than the decoder goes: all "unparseable".
+    except (msgspec.DecodeError, RecursionError):
+        # Not JSON (lone surrogate escapes included), or nested deeper than the decoder goes.
         raise ApiError(400) from None
-
-
-def body_components(*types: type[msgspec.Struct]) -> Components:
-    """OpenAPI component schemas for request bodies, generated from the msgspec structs themselves."""
-    _, defs = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
-    return Components(schemas={name: _schema(js) for name, js in defs.items()})  # type: ignore[misc]
 
 
 _KEYS = {
@@ -88,14 +87,20 @@ def _schema(js: dict[str, Any]) -> Schema | Reference:
     return Schema(**kwargs)
 
 
-def documented_body(struct: type[msgspec.Struct], *, required: bool = True) -> type[Operation]:
-    """An `operation_class` that adds `struct` as the JSON request body of a handler's operation."""
-    body = RequestBody(
-        required=required,
-        content={
-            "application/json": OpenAPIMediaType(schema=Reference(f"#/components/schemas/{struct.__name__}"))
-        },
-    )
+def documented_body(
+    struct: type[msgspec.Struct], *, required: bool = True, nullable: bool = False
+) -> type[Operation]:
+    """An `operation_class` that adds `struct` (or JSON `null` too, if `nullable`) as the request body.
+
+    The schema is generated from the struct itself and written inline: Litestar replaces
+    `components.schemas` with the schemas it generated, so a `$ref` to a component of ours would
+    dangle.
+    """
+    _, defs = msgspec.json.schema_components((struct,))
+    schema = _schema(defs[struct.__name__])
+    if nullable:
+        schema = Schema(one_of=[schema, Schema(type=OpenAPIType.NULL)])
+    body = RequestBody(required=required, content={"application/json": OpenAPIMediaType(schema=schema)})
 
     @dataclass
     class OperationWithBody(Operation):

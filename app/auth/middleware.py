@@ -52,8 +52,12 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
+        # Authorization is not a list header: two of them are ambiguous, so neither is accepted.
+        sent = [value for name, value in connection.scope["headers"] if name == b"authorization"]
         try:
-            caller = self.verifier.verify(bearer_token(connection.headers.get("authorization")))
+            if len(sent) > 1:
+                raise TokenError("invalid")
+            caller = self.verifier.verify(bearer_token(sent[0].decode("latin-1") if sent else None))
         except TokenError as exc:
             raise unauthorized(exc.reason) from None
         return AuthenticationResult(user=caller, auth=None)

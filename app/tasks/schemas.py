@@ -13,8 +13,11 @@ DESCRIPTION_MAX_CHARS = 10_000
 
 # The rules as patterns, so that the decoder enforces exactly what the OpenAPI document says:
 # a title is 1-500 characters once trimmed (leading/trailing whitespace does not count), and no
-# text may hold NUL, which PostgreSQL cannot store.
-TITLE_PATTERN = r"^\s*[^\s\x00](?:[^\x00]{0,498}[^\s\x00])?\s*$"
+# text may hold NUL, which PostgreSQL cannot store. Whitespace is spelled out rather than `\s`,
+# which means one set in Python (`str.strip`, msgspec) and another in JSON Schema's ECMA-262
+# regexes (U+001C-U+001F, U+0085 vs U+FEFF): this class is Python's set, read alike by both.
+_WS = r"\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TITLE_PATTERN = rf"^[{_WS}]*[^{_WS}\x00](?:[^\x00]{{0,498}}[^{_WS}\x00])?[{_WS}]*$"
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
 Title = Annotated[
