@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import select
 import struct
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import monotonic
@@ -62,8 +63,11 @@ class UtcTimestamptzLoader(Loader):
         return _PG_EPOCH + timedelta(0, 0, _int8(data)[0])  # positional: faster than microseconds=
 
 
-async def _configure(conn: AsyncConnection) -> None:
-    conn.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+# psycopg's pool retries a lost connection with exponential backoff for up to 5 minutes, so after
+# a long outage the next attempt may come a minute after the database is back. Giving up a
+# reconnection after a few seconds makes the next request start a fresh one instead: recovery
+# takes seconds, whatever the outage lasted.
+RECONNECT_GIVE_UP_S = 5.0
 
 
 # A connection handed out again within this many seconds is trusted without a round trip (the
@@ -103,26 +107,64 @@ async def check_connection(conn: AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-def create_pool(settings: Settings) -> AsyncConnectionPool:
-    """The pool, not yet open: `open_pool` opens it in the app's lifespan."""
+def _configure_for(settings: Settings, sql: SqlFiles) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """Set up each new connection, and check once that its statement_timeout is the configured one."""
+    query = sql["db/statement_timeout"]
+    wanted = settings.db_statement_timeout_ms
+    warned = False
+
+    async def configure(conn: AsyncConnection) -> None:
+        nonlocal warned
+        conn.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+        if warned:
+            return
+        cur = await conn.execute(query)
+        row = await cur.fetchone()
+        if row is not None and row[0] != wanted and not warned:  # connections open concurrently
+            warned = True
+            logger.warning(
+                "statement_timeout is %s ms on the database, not DB_STATEMENT_TIMEOUT_MS=%s: "
+                "behind a pooler (DB_PREPARE_THRESHOLD empty) set it on the role, e.g. "
+                "ALTER ROLE <role> SET statement_timeout = %s",
+                row[0],
+                wanted,
+                wanted,
+            )
+
+    return configure
+
+
+def create_pool(settings: Settings, sql: SqlFiles) -> AsyncConnectionPool:
+    """The pool, not yet open: `open_pool` opens it in the app's lifespan.
+
+    statement_timeout: on a direct connection (prepared statements on) it is a startup parameter,
+    applied by the server at no cost. Behind a transaction-pooling PgBouncer such as Neon's pooled
+    endpoint (DB_PREPARE_THRESHOLD empty) that parameter is refused ("unsupported startup
+    parameter", every connection fails) or, if the pooler is told to ignore it, silently dropped;
+    there the timeout must come from the role or database setting that every server connection
+    applies (`ALTER ROLE ... SET statement_timeout`). Each new connection checks what it got.
+    """
     assert settings.database_url is not None
+    kwargs: dict[str, Any] = {
+        "autocommit": True,
+        "prepare_threshold": settings.db_prepare_threshold,
+        "connect_timeout": max(1, round(settings.db_pool_timeout_s)),
+        "application_name": "tasks-api",
+    }
+    if settings.db_prepare_threshold is not None:
+        kwargs["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     return AsyncConnectionPool(
         settings.database_url,
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         timeout=settings.db_pool_timeout_s,
+        reconnect_timeout=RECONNECT_GIVE_UP_S,
         open=False,
-        configure=_configure,
+        configure=_configure_for(settings, sql),
         # A connection killed by a database restart is noticed here and replaced, instead of
         # failing the request that would have used it.
         check=check_connection,
-        kwargs={
-            "autocommit": True,
-            "prepare_threshold": settings.db_prepare_threshold,
-            "connect_timeout": max(1, round(settings.db_pool_timeout_s)),
-            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
-            "application_name": "tasks-api",
-        },
+        kwargs=kwargs,
         name="tasks-api",
     )
 

@@ -141,7 +141,26 @@ def _request_id(request: Request[Any, Any, Any]) -> str:
     return str(request.scope.get("request_id", "-"))
 
 
-def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+def log_server_error(request: Request[Any, Any, Any], status: int, exc: BaseException) -> None:
+    """Every 5xx is logged once, here: method, path (no query string), status, request id, traceback.
+
+    Nothing from the request's headers or body is logged, so no token or password reaches the logs.
+    """
+    logger.log(
+        logging.ERROR if status == 500 else logging.WARNING,
+        "%s %s answered %s (request %s): %s",
+        request.method,
+        request.url.path,
+        status,
+        _request_id(request),
+        type(exc).__name__,
+        exc_info=exc,
+    )
+
+
+def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    if exc.status >= 500:
+        log_server_error(request, exc.status, exc)
     return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers)
 
 
@@ -176,9 +195,11 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         ]
         return error_response(422, "The request is not valid.", details=details or None, headers=headers)
     if status >= 500:
-        logger.error("HTTP %s on %s (request %s): %s", status, request.url.path, _request_id(request), exc.detail)
-        message = _DEFAULT_MESSAGES[503] if status == 503 else None
-        return error_response(503 if status == 503 else 500, message, headers=headers)
+        status = 503 if status == 503 else 500
+        log_server_error(request, status, exc)
+        if status == 503:
+            headers = {"Retry-After": RETRY_AFTER_S, **(headers or {})}
+        return error_response(status, headers=headers)
     if status == 400:
         message = _DEFAULT_MESSAGES[400]
     elif status in (404, 405):
@@ -196,24 +217,13 @@ def handle_database_error(request: Request[Any, Any, Any], exc: psycopg.Error) -
         logger.warning("data error on %s (request %s): %s", request.url.path, _request_id(request), type(exc))
         return error_response(422, "A value is not acceptable.")
     if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout | psycopg.InterfaceError):
-        logger.warning(
-            "database unavailable on %s (request %s): %s",
-            request.url.path,
-            _request_id(request),
-            type(exc).__name__,
-        )
+        log_server_error(request, 503, exc)
         return error_response(503, headers={"Retry-After": RETRY_AFTER_S})
     return handle_crash(request, exc)
 
 
 def handle_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    logger.error(
-        "unhandled error on %s %s (request %s)",
-        request.method,
-        request.url.path,
-        _request_id(request),
-        exc_info=exc,
-    )
+    log_server_error(request, 500, exc)
     return error_response(500)
 
 

@@ -42,6 +42,6 @@ class HealthController(Controller):
             async with asyncio.timeout(READY_TIMEOUT_S):
                 async with pool.connection(timeout=READY_TIMEOUT_S) as conn:
                     await conn.execute(b"SELECT 1")
-        except Exception:  # any failure to answer is "not ready"; the reason is logged by the pool
-            raise ServiceUnavailable("The database is not reachable.") from None
+        except Exception as exc:  # any failure to answer is "not ready"; logged with its cause (errors.py)
+            raise ServiceUnavailable("The database is not reachable.") from exc
         return _OK

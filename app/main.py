@@ -7,13 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router, get
+from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
+from litestar.routes import HTTPRoute
+from litestar.types import Message, Scope
 
 from app.auth.controller import AccountsController, MeController
 from app.auth.middleware import JWTAuthMiddleware
@@ -55,6 +59,22 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
+async def complete_allow_header(message: Message, scope: Scope) -> None:
+    """Litestar 2.25 builds a path's automatic OPTIONS answer when the path's first handler is
+    registered, so its `Allow` misses the methods of the path's other handlers (GET and POST on
+    /api/tasks). Rewrite it from the finished routes; 405 answers already list them all.
+    """
+    if message["type"] != "http.response.start" or message["status"] != 204:
+        return
+    if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
+        return
+    template = scope.get("path_template")
+    for route in Litestar.from_scope(scope).routes:  # OPTIONS is rare: no cache needed
+        if isinstance(route, HTTPRoute) and route.path_format == template:
+            MutableScopeHeaders.from_message(message)["allow"] = ", ".join(sorted(route.methods))
+            return
+
+
 @get("/docs", include_in_schema=False, exclude_from_auth=True)
 async def docs_redirect() -> Redirect:
     """`/docs` is where many expect interactive docs; they live at `/schema`."""
@@ -70,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         raise ConfigError("JWT_SECRET (or BETTER_AUTH_SECRET) is not set")
 
     sql = SqlFiles()
-    pool = create_pool(settings)
+    pool = create_pool(settings, sql)
     tasks = TaskRepository(pool, sql)
     users = UserRepository(
         pool, sql, max_failed_attempts=settings.auth_max_failed_attempts, lockout_s=settings.auth_lockout_s
@@ -105,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The verifier's lifespan prefetches the JWKS in the background and closes its client.
         lifespan=[lifespan, verifier.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[complete_allow_header],
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         logging_config=LoggingConfig(

@@ -5,6 +5,7 @@ It does not migrate: run `just migrate` as its own deployment step.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import uvicorn
@@ -21,6 +22,11 @@ def main() -> int:
     except ConfigError as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
         return 2
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully, so the process would end
+    # "killed by SIGTERM" (status 143) after an orderly stop. Catch the re-raised signal: exit 0.
+    # (uvicorn installs its own handlers while serving; these only see the re-raised signal.)
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, lambda *_: None)
     uvicorn.run(
         "app.main:create_app",
         factory=True,

@@ -43,8 +43,8 @@ class ReferenceApp:
         assert settings.jwt_secret is not None
         self.settings = settings
         self.secret = settings.jwt_secret
-        self.pool = create_pool(settings)
         sql = SqlFiles()
+        self.pool = create_pool(settings, sql)
         self.q_list = sql["tasks/list"]
         self.q_get = sql["tasks/get"]
         self.q_create = sql["tasks/create"]

@@ -22,6 +22,8 @@ import jwt
 import psycopg
 import pytest
 import uvicorn
+from harness import PgBouncer, pgbouncer_binary
+from psycopg import sql
 
 from app.config import Settings
 from app.embedded_pg import EmbeddedPostgres
@@ -175,3 +177,41 @@ def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- PgBouncer (transaction pooling, as Neon's pooled endpoint) -------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgBouncer]:
+    """A real PgBouncer in transaction pooling mode in front of the test PostgreSQL.
+
+    Required in CI (`.ci/run` installs it); elsewhere, a machine without it skips these tests.
+    """
+    if pgbouncer_binary() is None and not os.environ.get("CI"):
+        pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer); CI runs these")
+    with PgBouncer(server_url, tmp_path_factory.mktemp("pgbouncer")) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(scope="session")
+def pooled_settings(pgbouncer: PgBouncer, database_url: str, base_settings: Settings) -> Settings:
+    """The session's settings, but through PgBouncer with prepared statements off.
+
+    Behind a pooler the statement timeout is the database's (or role's) own setting, as on Neon.
+    """
+    name = urlsplit(database_url).path.lstrip("/")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET statement_timeout = {}").format(
+                sql.Identifier(name), sql.Literal(base_settings.db_statement_timeout_ms)
+            )
+        )
+    return base_settings.with_(database_url=pgbouncer.url_for(database_url), db_prepare_threshold=None)
+
+
+@pytest.fixture(scope="session")
+def live_pooled(pooled_settings: Settings) -> Iterator[LiveServer]:
+    """The app served over real HTTP, reaching PostgreSQL only through PgBouncer."""
+    with LiveServer(pooled_settings) as server:
+        yield server

@@ -168,7 +168,9 @@ def test_openapi_documents_bodies_envelopes_and_the_bearer_scheme(openapi: dict[
     assert put_schema["schema"]["required"] == ["title"]
     patch_body = openapi["paths"]["/api/tasks/{task_id}/complete"]["patch"]["requestBody"]
     assert patch_body["required"] is False
-    assert set(patch_body["content"]["application/json"]["schema"]["properties"]) == {"completed"}
+    struct_schema, null_schema = patch_body["content"]["application/json"]["schema"]["oneOf"]
+    assert set(struct_schema["properties"]) == {"completed"}
+    assert null_schema == {"type": "null"}  # `null` toggles too
     assert openapi["paths"]["/api/tasks"]["get"]["operationId"] == "ListTasks"
     assert "security" not in openapi["paths"]["/health"]["get"]
 

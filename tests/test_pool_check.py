@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app import db
 from app.config import Settings
-from app.db import create_pool, open_pool
+from app.db import SqlFiles, create_pool, open_pool
 from app.embedded_pg import EmbeddedPostgres
 
 POOL_SIZE = 4
@@ -40,7 +40,7 @@ def settings(url: str) -> Settings:
 
 
 async def full_pool(url: str) -> AsyncConnectionPool:
-    pool = create_pool(settings(url))
+    pool = create_pool(settings(url), SqlFiles())
     await open_pool(pool)
     await pool.wait(timeout=10)
     await use_every_connection(pool)

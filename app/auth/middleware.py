@@ -31,15 +31,19 @@ def unauthorized(reason: str) -> ApiError:
 
 
 def authorization_header(scope: Scope) -> str | None:
-    """The first `Authorization` header, straight from the ASGI scope.
+    """The `Authorization` header, straight from the ASGI scope.
 
     Building Litestar's header container (`connection.headers`) to read one value cost more than the
-    cached token check itself.
+    cached token check itself. Authorization is not a list header: two of them are ambiguous, so
+    neither is accepted.
     """
+    found: str | None = None
     for name, value in scope["headers"]:
         if name.lower() == b"authorization":
-            return value.decode("latin-1")
-    return None
+            if found is not None:
+                raise TokenError("invalid")
+            found = value.decode("latin-1")
+    return found
 
 
 def bearer_token(value: str | None) -> str:

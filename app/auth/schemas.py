@@ -8,17 +8,19 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from app.patterns import NO_NUL_PATTERN, WHITESPACE, trimmed_pattern
+
 EMAIL_MAX_CHARS = 254
 PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 128
 
 # Syntactic only (deliverability is not something a regex can tell): one "@", no whitespace or
 # control characters, a domain of at least two non-empty dot-separated labels. Surrounding
-# whitespace is allowed and trimmed before storing.
-EMAIL_PATTERN = r"^\s*[^\s@\x00-\x1f\x7f]+@[^\s@.\x00-\x1f\x7f]+(?:\.[^\s@.\x00-\x1f\x7f]+)+\s*$"
-# 1-100 characters once trimmed, no NUL (PostgreSQL cannot store it).
-NAME_PATTERN = r"^\s*[^\s\x00](?:[^\x00]{0,98}[^\s\x00])?\s*$"
-NO_NUL_PATTERN = r"^[^\x00]*$"
+# whitespace is allowed and trimmed before storing. (Whitespace spelled out: see app/patterns.py.)
+_NOT_IN_EMAIL = rf"{WHITESPACE}@\x00-\x1f\x7f"
+EMAIL_PATTERN = rf"^[{WHITESPACE}]*[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}.]+(?:\.[^{_NOT_IN_EMAIL}.]+)+[{WHITESPACE}]*$"
+NAME_MAX_CHARS = 100
+NAME_PATTERN = trimmed_pattern(NAME_MAX_CHARS)
 
 Email = Annotated[
     str,

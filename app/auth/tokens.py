@@ -43,8 +43,15 @@ class UnknownKey(TokenError):
 
 
 def _text_claim(claims: dict[str, Any], name: str) -> str | None:
+    """An optional profile claim, or None when it is not text PostgreSQL can store (NUL, lone surrogates)."""
     value = claims.get(name)
-    return value if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def identity_from_claims(claims: dict[str, Any]) -> Caller:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
@@ -29,6 +30,13 @@ MAX_ID = 2**63 - 1  # ids are bigint; anything larger cannot exist
 _TOGGLE = CompletionChange()
 
 TaskId = Annotated[int, Parameter(description="The task's id (a positive integer).")]
+
+
+def _bounded(low: int, high: int, description: str) -> Any:
+    """An integer query parameter in [low, high], documented exactly: Litestar writes `ge`/`le` as
+    floats, and 2**63 - 1 as a float is 2**63, a value the API rejects.
+    """
+    return Parameter(ge=low, le=high, description=description, schema_extra={"minimum": low, "maximum": high})
 
 
 def _existing_id(task_id: int) -> int:
@@ -77,8 +85,8 @@ class TasksController(Controller):
             ),
         ] = None,
         sort: Annotated[TaskSort, Parameter(description="Sort key; '-' means descending.")] = "-created_at",
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 1000,
-        offset: Annotated[int, Parameter(ge=0, le=MAX_ID)] = 0,
+        limit: Annotated[int, _bounded(1, 1000, "Page size.")] = 1000,
+        offset: Annotated[int, _bounded(0, MAX_ID, "Tasks to skip.")] = 0,
     ) -> Response[TaskListEnvelope]:
         """Newest first by default; ties broken by id. `completed` and `status` together must both hold."""
         by_param = None if completed is None else completed == "true"
@@ -96,6 +104,15 @@ class TasksController(Controller):
         summary="Create a task",
         operation_class=documented_body(TaskCreate),
         responses=error_responses(400, 401, 413, 415, 422, 503),
+        response_headers=[
+            ResponseHeader(
+                name="Location",
+                value="/api/tasks/{id}",  # documentation only: gives the header its string schema
+                description="The new task's URL.",
+                required=True,
+                documentation_only=True,
+            )
+        ],
     )
     async def create_task(
         self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository]
@@ -155,7 +172,7 @@ class TasksController(Controller):
         "/{task_id:int}/complete",
         operation_id="CompleteTask",
         summary="Toggle, or set, a task's completion",
-        operation_class=documented_body(CompletionChange, required=False),
+        operation_class=documented_body(CompletionChange, required=False, nullable=True),
         responses=error_responses(400, 401, 404, 413, 415, 422, 503),
     )
     async def complete_task(

@@ -8,14 +8,13 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from app.patterns import NO_NUL_PATTERN, trimmed_pattern
+
 TITLE_MAX_CHARS = 500
 DESCRIPTION_MAX_CHARS = 10_000
 
-# The rules as patterns, so that the decoder enforces exactly what the OpenAPI document says:
-# a title is 1-500 characters once trimmed (leading/trailing whitespace does not count), and no
-# text may hold NUL, which PostgreSQL cannot store.
-TITLE_PATTERN = r"^\s*[^\s\x00](?:[^\x00]{0,498}[^\s\x00])?\s*$"
-NO_NUL_PATTERN = r"^[^\x00]*$"
+# A title is 1-500 characters once trimmed (app/patterns.py: the decoder and the docs agree).
+TITLE_PATTERN = trimmed_pattern(TITLE_MAX_CHARS)
 
 Title = Annotated[
     str,
