@@ -6,6 +6,7 @@ are read once at start-up; asking for a file that does not exist fails then, not
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import select
 import struct
@@ -172,3 +173,17 @@ def create_pool(settings: Settings, sql: SqlFiles) -> AsyncConnectionPool:
 async def open_pool(pool: AsyncConnectionPool) -> None:
     """Open without waiting for the database: the service starts (and /health answers) while it is down."""
     await pool.open(wait=False)
+
+
+class DatabaseProbe:
+    """Readiness: whether the database answers (`sql/db/ping.sql`) through the pool within `timeout_s`."""
+
+    def __init__(self, pool: AsyncConnectionPool, sql: SqlFiles, timeout_s: float) -> None:
+        self.pool = pool
+        self.timeout_s = timeout_s
+        self._ping = sql["db/ping"]
+
+    async def ping(self) -> None:
+        """Returns when the database answered; raises (timeout, pool or driver error) otherwise."""
+        async with asyncio.timeout(self.timeout_s), self.pool.connection(timeout=self.timeout_s) as conn:
+            await conn.execute(self._ping)

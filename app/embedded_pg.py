@@ -143,13 +143,11 @@ class EmbeddedPostgres:
 
         Returns its URL. Copying a migrated template is much faster than migrating again.
         """
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            query = "SELECT 1 FROM pg_database WHERE datname = %s"
-            if not conn.execute(query, (name,)).fetchone():
-                create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-                if template is not None:
-                    create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-                conn.execute(create)
+        create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        with psycopg.connect(self.url, autocommit=True) as conn, contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            conn.execute(create)
         return self._url_for(name)
 
     def __enter__(self) -> Self:
@@ -188,8 +186,8 @@ class EmbeddedPostgres:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with psycopg.connect(self.url, connect_timeout=2) as conn:
-                    conn.execute("SELECT 1")
+                # A completed connection (startup and authentication) is the readiness probe.
+                psycopg.connect(self.url, connect_timeout=2).close()
                 return
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:

@@ -25,10 +25,10 @@ from app.auth.passwords import Passwords
 from app.auth.repository import UserRepository
 from app.auth.tokens import TokenIssuer, TokenVerifier
 from app.config import ConfigError, Settings
-from app.db import SqlFiles, create_pool, open_pool
+from app.db import DatabaseProbe, SqlFiles, create_pool, open_pool
 from app.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
-from app.health import HealthController
+from app.health import READY_TIMEOUT_S, HealthController
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
 
@@ -135,8 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
-    app.state.pool = pool
-    app.state.settings = settings
+    app.state.probe = DatabaseProbe(pool, sql, READY_TIMEOUT_S)
     # The edge wraps Litestar's whole handler (routing included), so 404/405 get its headers too.
     app.asgi_handler = EdgeMiddleware(app.asgi_handler, settings.cors_origins)
     return app

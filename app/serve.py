@@ -27,8 +27,14 @@ def main() -> int:
     # (uvicorn installs its own handlers while serving; these only see the re-raised signal.)
     for handled in (signal.SIGTERM, signal.SIGINT):
         signal.signal(handled, lambda *_: None)
+    run_uvicorn("app.main:create_app", settings)
+    return 0
+
+
+def run_uvicorn(factory: str, settings: Settings) -> None:
+    """uvicorn as production runs it (the benchmark's reference app runs under the very same)."""
     uvicorn.run(
-        "app.main:create_app",
+        factory,
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -40,7 +46,6 @@ def main() -> int:
         # In-flight requests finish on SIGTERM, within a bound.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ from typing import Any
 
 import jwt
 import msgspec
-import uvicorn
 from msgspec import UNSET
 
 from app.config import Settings
 from app.db import SqlFiles, create_pool, open_pool
 from app.edge import new_request_id
 from app.errors import error_body
-from app.serve import GRACEFUL_SHUTDOWN_S
+from app.serve import run_uvicorn
 from app.tasks.schemas import ListMeta, Task, TaskCreate, TaskEnvelope, TaskListEnvelope, TaskUpdate
 
 Scope = dict[str, Any]
@@ -213,20 +212,8 @@ def create_app() -> ReferenceApp:
 
 
 def main() -> None:
-    settings = Settings.from_env()
     # The same uvicorn settings as `python -m app.serve`.
-    uvicorn.run(
-        "bench.reference_app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-    )
+    run_uvicorn("bench.reference_app:create_app", Settings.from_env())
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from assertions import assert_error
 from conftest import User
 from factories import task_body, update_body
 
@@ -27,16 +28,6 @@ def count_tasks(db: psycopg.Connection[Any], user: User) -> int:
     row = db.execute("SELECT count(*) FROM tasks WHERE user_id = %s", (user.id,)).fetchone()
     assert row is not None
     return int(row[0])
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]  # type: ignore[no-any-return]
 
 
 # --- create -------------------------------------------------------------------------------------
@@ -128,7 +119,7 @@ def test_title_limits_count_characters_after_trimming(client: httpx.Client, user
 def test_create_rejects_invalid_fields_with_422_and_stores_nothing(
     client: httpx.Client, user: User, db: psycopg.Connection[Any], body: dict[str, Any], field: str
 ) -> None:
-    error = assert_error(client.post("/api/tasks", json=body, headers=user.headers), 422, "VALIDATION_ERROR")
+    error = assert_error(client.post("/api/tasks", json=body, headers=user.headers), 422)
     assert [d["field"] for d in error["details"]] == [field]
     assert all(isinstance(d["message"], str) and d["message"] for d in error["details"])
     assert count_tasks(db, user) == 0
@@ -142,7 +133,7 @@ def test_malformed_json_is_400(client: httpx.Client, user: User, db: psycopg.Con
     response = client.post(
         "/api/tasks", content=b'{"title": ', headers={**user.headers, "Content-Type": "application/json"}
     )
-    assert_error(response, 400, "BAD_REQUEST")
+    assert_error(response, 400)
     assert count_tasks(db, user) == 0
 
 
@@ -160,8 +151,8 @@ def test_get_returns_the_task(client: httpx.Client, user: User) -> None:
 def test_ids_that_cannot_exist_are_404(client: httpx.Client, user: User, task_id: str) -> None:
     for method in ("GET", "PUT", "DELETE"):
         response = client.request(method, f"/api/tasks/{task_id}", json={"title": "x"}, headers=user.headers)
-        assert_error(response, 404, "NOT_FOUND")
-    assert_error(client.patch(f"/api/tasks/{task_id}/complete", headers=user.headers), 404, "NOT_FOUND")
+        assert_error(response, 404)
+    assert_error(client.patch(f"/api/tasks/{task_id}/complete", headers=user.headers), 404)
 
 
 # --- put ----------------------------------------------------------------------------------------
@@ -231,15 +222,13 @@ def test_put_rejects_invalid_bodies_and_changes_nothing(
     client: httpx.Client, user: User, body: dict[str, Any], field: str
 ) -> None:
     task = create(client, user)
-    error = assert_error(
-        client.put(f"/api/tasks/{task['id']}", json=body, headers=user.headers), 422, "VALIDATION_ERROR"
-    )
+    error = assert_error(client.put(f"/api/tasks/{task['id']}", json=body, headers=user.headers), 422)
     assert error["details"][0]["field"] == field
     assert client.get(f"/api/tasks/{task['id']}", headers=user.headers).json()["data"] == task
 
 
 def test_put_missing_task_is_404(client: httpx.Client, user: User) -> None:
-    assert_error(client.put("/api/tasks/987654321", json={"title": "x"}, headers=user.headers), 404, "NOT_FOUND")
+    assert_error(client.put("/api/tasks/987654321", json={"title": "x"}, headers=user.headers), 404)
 
 
 # --- patch .../complete ---------------------------------------------------------------------------
@@ -283,13 +272,13 @@ def test_patch_complete_sets_explicit_value_idempotently(client: httpx.Client, u
 def test_patch_complete_rejects_non_boolean(client: httpx.Client, user: User, value: Any) -> None:
     task = create(client, user)
     response = client.patch(f"/api/tasks/{task['id']}/complete", json={"completed": value}, headers=user.headers)
-    error = assert_error(response, 422, "VALIDATION_ERROR")
+    error = assert_error(response, 422)
     assert error["details"][0]["field"] == "completed"
     assert client.get(f"/api/tasks/{task['id']}", headers=user.headers).json()["data"] == task
 
 
 def test_patch_complete_missing_task_is_404(client: httpx.Client, user: User) -> None:
-    assert_error(client.patch("/api/tasks/987654321/complete", headers=user.headers), 404, "NOT_FOUND")
+    assert_error(client.patch("/api/tasks/987654321/complete", headers=user.headers), 404)
 
 
 # --- delete -------------------------------------------------------------------------------------
@@ -301,8 +290,8 @@ def test_delete_is_204_empty_then_404(client: httpx.Client, user: User, db: psyc
     assert response.status_code == 204
     assert response.content == b""
     assert count_tasks(db, user) == 0
-    assert_error(client.delete(f"/api/tasks/{task['id']}", headers=user.headers), 404, "NOT_FOUND")
-    assert_error(client.get(f"/api/tasks/{task['id']}", headers=user.headers), 404, "NOT_FOUND")
+    assert_error(client.delete(f"/api/tasks/{task['id']}", headers=user.headers), 404)
+    assert_error(client.get(f"/api/tasks/{task['id']}", headers=user.headers), 404)
 
 
 # --- isolation ----------------------------------------------------------------------------------
@@ -470,7 +459,7 @@ def test_list_limit_and_offset_page_through_stably(
     ],
 )
 def test_list_parameters_out_of_range_are_422(client: httpx.Client, user: User, query: str) -> None:
-    assert_error(client.get(f"/api/tasks?{query}", headers=user.headers), 422, "VALIDATION_ERROR")
+    assert_error(client.get(f"/api/tasks?{query}", headers=user.headers), 422)
 
 
 def test_list_limit_bounds_are_accepted(client: httpx.Client, user: User) -> None:

@@ -151,21 +151,7 @@ class TokenVerifier:
             return self._claims_with_key(token, key, algorithm), (kid, algorithm, key)
         if self.secret is None:
             raise TokenError("invalid")
-        try:
-            claims = jwt.decode(
-                token,
-                key=self.secret,
-                algorithms=self.hmac_algorithms,
-                options=self.options,
-                leeway=self.leeway,
-                issuer=self.issuer,
-                audience=self.audience,
-            )
-        except jwt.ExpiredSignatureError:
-            raise TokenError("expired") from None
-        except jwt.PyJWTError:
-            raise TokenError("invalid") from None
-        return claims, None
+        return self._decode(token, self.secret, self.hmac_algorithms, self.options), None
 
     async def verify_after_refresh(self, token: str) -> Caller:
         """For a token `verify` answered with `UnknownKey`: refresh the JWKS (rate-limited) and retry."""
@@ -204,12 +190,18 @@ class TokenVerifier:
         return kid, algorithm
 
     def _claims_with_key(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
+        return self._decode(token, key, [algorithm], self.jwks_options)
+
+    def _decode(
+        self, token: str, key: str | jwt.PyJWK, algorithms: list[str], options: jwt.types.Options
+    ) -> dict[str, Any]:
+        """Signature, exp/nbf/iat (with leeway), iss/aud: PyJWT's checks, as TokenError's two reasons."""
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key,
-                algorithms=[algorithm],
-                options=self.jwks_options,
+                algorithms=algorithms,
+                options=options,
                 leeway=self.leeway,
                 issuer=self.issuer,
                 audience=self.audience,

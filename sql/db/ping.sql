@@ -1,0 +1,2 @@
+-- Readiness: the database answers at all.
+SELECT 1
