@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from random import getrandbits as _random_bits
-from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import (
@@ -130,7 +129,3 @@ class EdgeMiddleware:
         ]
         await send(HTTPResponseStartEvent(type="http.response.start", status=400, headers=headers))
         await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
-
-
-def request_id_of(scope: Scope | dict[str, Any]) -> str:
-    return str(scope.get("request_id", "-"))

@@ -21,7 +21,7 @@ import httpx
 import jwt
 import psycopg
 import pytest
-from conftest import SECRET, LiveServer, User, _with_database, bearer, make_token
+from conftest import SECRET, LiveServer, User, bearer, make_token, scratch_database
 from factories import signup_body, task_body
 
 from app.config import Settings
@@ -541,11 +541,7 @@ def test_openapi_documents_the_accounts_endpoints(client: httpx.Client) -> None:
 
 
 def test_accounts_migration_rolls_back_and_reapplies(server_url: str) -> None:
-    name = f"tasks_rollback_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server_url, name)
-    try:
+    with scratch_database(server_url, "tasks_rollback", migrate=False) as url:
         # Roll back this migration and any that came after it.
         later = [m for m in apply(url) if m >= "0002"]
         assert "0002_accounts" in rollback(url, steps=len(later))
@@ -556,6 +552,3 @@ def test_accounts_migration_rolls_back_and_reapplies(server_url: str) -> None:
             assert ("password_hash",) not in columns and ("email_key",) not in columns
             assert conn.execute("SELECT to_regclass('sign_in_failures')").fetchone() == (None,)
         assert "0002_accounts" in apply(url)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -15,11 +15,8 @@ import httpx
 import psycopg
 import pytest
 from assertions import assert_error
-from conftest import SECRET, User, make_token
+from conftest import SECRET, User, make_token, scratch_database
 from harness import ServerProcess
-from psycopg import sql
-
-from app.migrate import apply
 
 DB_PASSWORD = "db-password-" + uuid.uuid4().hex
 USER_PASSWORD = "hunter2-" + uuid.uuid4().hex
@@ -28,14 +25,8 @@ USER_PASSWORD = "hunter2-" + uuid.uuid4().hex
 @pytest.fixture(scope="module")
 def log_db(server_url: str) -> Iterator[str]:
     """A database of this module's own: a test breaks its schema on purpose."""
-    name = f"tasks_logs_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    apply(url)
-    yield url
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(server_url, "tasks_logs", migrate=True) as url:
+        yield url
 
 
 def _with_password(url: str) -> str:

@@ -5,25 +5,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from conftest import ROOT, _with_database
+from conftest import ROOT, scratch_database
 
 from app.migrate import MIGRATIONS_DIR, apply, rollback
 
 
 @pytest.fixture
 def scratch_url(server_url: str) -> Iterator[str]:
-    name = f"migrations_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield _with_database(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(server_url, "migrations", migrate=False) as url:
+        yield url
 
 
 def tables(url: str) -> set[str]:

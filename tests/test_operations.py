@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from conftest import LiveServer, User, free_port
+from conftest import LiveServer, User, free_port, scratch_database
 
 from app.config import Settings
 
@@ -190,20 +189,13 @@ def test_a_crash_is_an_enveloped_500_with_nothing_internal(
     serve: Callable[[Settings], LiveServer], base_settings: Settings, server_url: str
 ) -> None:
     # A database without our schema: the statement fails in a way no handler expects.
-    name = f"unmigrated_{int(time.time() * 1000)}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        db_url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    with scratch_database(server_url, "unmigrated", migrate=False) as db_url:
         server = serve(base_settings.with_(database_url=db_url))
         response = httpx.post(f"{server.url}/api/tasks", json={"title": "x"}, headers=User().headers)
         assert response.status_code == 500
         assert response.json() == {"error": {"code": "INTERNAL_ERROR", "message": "Internal server error."}}
         for leak in ("tasks", "relation", "Traceback", "psycopg", "INSERT"):
             assert leak not in response.text
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_database_unreachable_is_503_with_retry_after(

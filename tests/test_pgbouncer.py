@@ -8,21 +8,18 @@ and that it applies all the same when set on the database (or role), as the READ
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 import pytest
 from assertions import assert_error
-from conftest import LiveServer, User
+from conftest import LiveServer, User, scratch_database
 from harness import PgBouncer, recording, wait_until
 from psycopg import sql
 
 from app.config import Settings
-from app.migrate import apply
 
 
 def test_pooling_is_per_transaction(server_url: str, tmp_path: Path, pgbouncer: PgBouncer) -> None:
@@ -47,15 +44,11 @@ def test_the_pooler_refuses_startup_options(pgbouncer: PgBouncer, database_url: 
 @pytest.fixture(scope="module")
 def timeout_db(server_url: str) -> Iterator[str]:
     """A database of its own whose statement_timeout (500 ms) is set on the database, as on Neon."""
-    name = f"tasks_pooled_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-        apply(url)
-        conn.execute(sql.SQL("ALTER DATABASE {} SET statement_timeout = 500").format(sql.Identifier(name)))
-    yield url
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(server_url, "tasks_pooled", migrate=True) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            name = sql.Identifier(conn.info.dbname)
+            conn.execute(sql.SQL("ALTER DATABASE {} SET statement_timeout = 500").format(name))
+        yield url
 
 
 def test_the_database_statement_timeout_applies_through_pgbouncer(
