@@ -29,9 +29,14 @@ check:
     ruff format --check app tests bench
     mypy
 
-# Throughput/latency benchmark: the service vs a bare-ASGI reference, with wrk (see bench/run.py).
+# Throughput/latency benchmark: the service vs a bare-ASGI reference on its schema and on a minimal one (bench/run.py).
 bench:
     {{python}} bench/run.py
+
+# Decide each index by measurement: pages of 20 for every filter/sort, with and without each index, and
+# what each index costs a write (see bench/indexes.py). Re-run it when a migration adds an index.
+indexes:
+    {{python}} bench/indexes.py
 
 # Load test with locust, headless, against a running server (`just dev` or `just serve` first).
 # Reports: reports/load_*.csv and reports/load.html. Tokens: JWT_SECRET (or LOAD_SIGNUP=1).

@@ -49,6 +49,7 @@ import psycopg.sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.db import SqlFiles  # noqa: E402
 from app.embedded_pg import EmbeddedPostgres  # noqa: E402
 from app.migrate import apply  # noqa: E402
 
@@ -60,10 +61,15 @@ SCALE_USERS = 10_000
 SCALE_TASKS = 1_000_000
 SCALE_MARKER = f"bench-scale v1 {SCALE_USERS} users {SCALE_TASKS} tasks"
 BENCH_DB = "tasks_bench"
+MINIMAL_DB = "tasks_bench_minimal"
 SCALE_DB = "tasks_bench_scale"
 
-TARGET_RATIO = 0.8
-TARGET_P99_MS = 25.0
+TARGET_RATIO = 0.8  # service / reference on the same schema: what the framework costs
+TARGET_MINIMAL_RATIO = 0.95  # service / reference on the minimal schema: framework plus schema
+TARGET_P99_MS = 20.0
+WRITE_SCENARIOS = ("create", "update", "toggle", "mix")
+# The minimal schema's one secondary index: the default list (newest first, ties by id).
+MINIMAL_LIST_INDEX = "CREATE INDEX tasks_minimal_list_idx ON tasks (user_id, created_at DESC, id DESC)"
 TARGET_SCALING = 1.5
 
 
@@ -137,6 +143,7 @@ class Report:
     scale: dict[str, Any] = field(default_factory=dict)
     explain: dict[str, str] = field(default_factory=dict)
     background_busy_cores: float = 0.0
+    indexes: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- database ------------------------------------------------------------------------------------
@@ -251,6 +258,56 @@ def vacuum(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DELETE FROM tasks WHERE user_id LIKE 'writer-%'")
         conn.execute("VACUUM ANALYZE tasks")
+
+
+def minimal_schema(url: str) -> None:
+    """Reduce a migrated database's `tasks` to the primary key and one index for the default list,
+    with the default fillfactor: what the minimal reference runs on. Indexes that back a constraint
+    (unique keys) stay: they are behaviour, not a choice of access path."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            """
+            SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+            WHERE x.indrelid = 'tasks'::regclass
+              AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+            """
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(psycopg.sql.SQL("DROP INDEX {}").format(psycopg.sql.Identifier(name)))
+        conn.execute(MINIMAL_LIST_INDEX)
+        conn.execute("ALTER TABLE tasks RESET (fillfactor)")
+
+
+def update_counters(url: str) -> tuple[int, int]:
+    """(n_tup_upd, n_tup_hot_upd) of `tasks`. Backends report within about a second of going idle."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'tasks'"
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def hot_share(before: tuple[int, int], after: tuple[int, int]) -> dict[str, Any]:
+    updates, hot = after[0] - before[0], after[1] - before[1]
+    return {"updates": updates, "hot": hot, "share": hot / updates if updates else None}
+
+
+def index_scans(url: str) -> dict[str, tuple[int, int]]:
+    """index name -> (scans so far, size in bytes) for `tasks`."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT indexrelname, idx_scan, pg_relation_size(indexrelid) FROM pg_stat_user_indexes"
+            " WHERE relname = 'tasks'"
+        ).fetchall()
+    return {name: (int(scans), int(size)) for name, scans, size in rows}
+
+
+def loadavg() -> str:
+    """The 1-minute load average (runnable processes, all users): how busy the shared machine was."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
 
 
 def user_task_ids(url: str, user_ids: list[str]) -> dict[str, list[int]]:
@@ -524,7 +581,35 @@ def mark(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
 
-def print_summary(report: Report, results: dict[str, tuple[Result, Result]]) -> bool:
+def index_report(
+    url: str, before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """Per index of the service's schema: size, scans during the scenarios, and what it costs each
+    kind of write (bench/indexes.py, on the 1,000-task user: with it against without it)."""
+    from bench.indexes import WRITE_KINDS, Variant, measure_writes, sample_tasks, schema_indexes
+
+    sql = SqlFiles()
+    rows = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        tasks = sample_tasks(conn, "bench-big", 500)
+        schema = measure_writes(conn, sql, Variant(None, False), "bench-big", tasks)
+        for name, definition in schema_indexes(conn).items():
+            without = measure_writes(conn, sql, Variant(name, True, definition), "bench-big", tasks)
+            costs = {
+                kind: {
+                    "us": schema[kind].us - without[kind].us,
+                    "wal_bytes": schema[kind].wal_bytes - without[kind].wal_bytes,
+                    "hot_with": schema[kind].hot_share,
+                    "hot_without": without[kind].hot_share,
+                }
+                for kind in WRITE_KINDS
+            }
+            scans = after.get(name, (0, 0))[0] - before.get(name, (0, 0))[0]
+            rows.append({"index": name, "size": after.get(name, (0, 0))[1], "scans": scans, "write_costs": costs})
+    return rows
+
+
+def print_summary(report: Report, results: dict[str, tuple[Result, Result, Result]]) -> bool:
     all_ok = True
     print()
     print(f"machine: {report.machine}; database: {report.database}")
@@ -534,22 +619,67 @@ def print_summary(report: Report, results: dict[str, tuple[Result, Result]]) -> 
         f"{DURATION_S} s in {SLICES} interleaved slices (p50/p99: median over slices); 1 worker each"
     )
     print()
+    print(
+        f"reference: bench/reference_app.py on the service's schema (the framework's cost); minimal: the same "
+        f"on {MINIMAL_DB}, whose tasks have only the primary key and one index (the schema's cost too)"
+    )
+    print(
+        f"targets: service/minimal >= {TARGET_MINIMAL_RATIO}, service/reference >= {TARGET_RATIO}, "
+        f"service p99 <= {TARGET_P99_MS:.0f} ms, no errors"
+    )
+    print()
+
+    def cells(r: Result) -> str:
+        return f"{r.rps:>7,.0f} {r.p50_ms:>6.2f} {r.p99_ms:>6.2f} {r.error_text():>4}"
+
     header = (
-        f"{'scenario':<8} | {'service req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
-        f"{'reference req/s':>15} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {'ratio':>5} | targets"
+        f"{'scenario':<8} | {'service req/s  p50    p99  err':>30} | {'reference req/s p50  p99  err':>30} | "
+        f"{'minimal req/s  p50    p99  err':>30} | {'/ref':>5} {'/min':>5} | {'load':>11} | targets"
     )
     print(header)
     print("-" * len(header))
-    for scenario, (svc, ref) in results.items():
+    for scenario, (svc, ref, mini) in results.items():
         ratio = svc.rps / ref.rps if ref.rps else 0.0
-        ok = ratio >= TARGET_RATIO and svc.p99_ms <= TARGET_P99_MS and svc.errors == 0 and ref.errors == 0
-        all_ok &= ok
-        print(
-            f"{scenario:<8} | {svc.rps:>13,.0f} {svc.p50_ms:>7.2f} {svc.p99_ms:>7.2f} "
-            f"{svc.error_text():>6} | "
-            f"{ref.rps:>15,.0f} {ref.p50_ms:>7.2f} {ref.p99_ms:>7.2f} {ref.error_text():>6} | "
-            f"{ratio:>5.2f} | {mark(ok)}"
+        minimal_ratio = svc.rps / mini.rps if mini.rps else 0.0
+        errors = svc.errors + ref.errors + mini.errors
+        ok = (
+            ratio >= TARGET_RATIO
+            and minimal_ratio >= TARGET_MINIMAL_RATIO
+            and svc.p99_ms <= TARGET_P99_MS
+            and errors == 0
         )
+        all_ok &= ok
+        load = "-".join(report.scenarios[scenario]["loadavg"])
+        print(
+            f"{scenario:<8} | {cells(svc):>30} | {cells(ref):>30} | {cells(mini):>30} | "
+            f"{ratio:>5.2f} {minimal_ratio:>5.2f} | {load:>11} | {mark(ok)}"
+        )
+    hot_rows = [(s, v) for s, v in report.scenarios.items() if "hot" in v]
+    if hot_rows:
+        print()
+        print("HOT updates (pg_stat_user_tables.n_tup_hot_upd / n_tup_upd during the scenario):")
+        for scenario, values in hot_rows:
+
+            def share(h: dict[str, Any]) -> str:
+                return "-" if h["share"] is None else f"{h['share']:.0%} of {h['updates']:,}"
+
+            print(
+                f"  {scenario:<8} service's schema {share(values['hot']):>16}   "
+                f"minimal schema {share(values['minimal_hot']):>16}"
+            )
+    if report.indexes:
+        print()
+        print(
+            "Indexes of the service's schema besides the primary key: size, scans during the scenarios, and "
+            "what each costs a write (server µs / WAL bytes per statement, with it minus without it):"
+        )
+        for row in report.indexes:
+            costs = "; ".join(
+                f"{kind} {c['us']:+.1f} µs {c['wal_bytes']:+.0f} B"
+                + ("" if c["hot_with"] is None else f" HOT {c['hot_with']:.0%} (without: {c['hot_without']:.0%})")
+                for kind, c in row["write_costs"].items()
+            )
+            print(f"  {row['index']} ({row['size'] / 1e3:,.0f} kB, {row['scans']:,} scans): {costs}")
     if report.workers2:
         w = report.workers2
         ok = w["scaling"] >= TARGET_SCALING and w["errors"] == 0
@@ -578,7 +708,7 @@ def print_summary(report: Report, results: dict[str, tuple[Result, Result]]) -> 
         print(plan)
     print()
     print("all targets met" if all_ok else "some targets missed (MISS above)")
-    errors = sum(svc.errors + ref.errors for svc, ref in results.values())
+    errors = sum(svc.errors + ref.errors + mini.errors for svc, ref, mini in results.values())
     errors += report.workers2.get("errors", 0) + sum(row["errors"] for row in report.scale.get("rows", []))
     if errors:
         print(f"ERRORS: {errors} requests failed (see the errors columns)")
@@ -608,27 +738,45 @@ def main() -> int:
         log(f"{database}; preparing {BENCH_DB}: {USERS} users x {TASKS_PER_USER} tasks")
         bench_url = recreate_database(server_url, BENCH_DB)
         seed_bench(bench_url)
+        minimal_url = recreate_database(server_url, MINIMAL_DB)
+        minimal_schema(minimal_url)
+        seed_bench(minimal_url)
         users = [f"bench-{i:03d}" for i in range(1, USERS + 1)]
         ids = user_task_ids(bench_url, [*users, "bench-big"])
+        if user_task_ids(minimal_url, [*users, "bench-big"]) != ids:
+            raise RuntimeError(f"{MINIMAL_DB} and {BENCH_DB} were seeded with different task ids")
         writers = [f"writer-{i:03d}" for i in range(1, USERS + 1)]
         data = write_lua_data(reports_dir / "bench-data.lua", {u: ids[u] for u in users}, writers)
         probe = token(users[0])
 
-        results: dict[str, tuple[Result, Result]] = {}
+        results: dict[str, tuple[Result, Result, Result]] = {}
+        scans_before = index_scans(bench_url)
         with (
             running("app.serve", bench_url, probe) as service,
             running("bench.reference_app", bench_url, probe) as reference,
+            running("bench.reference_app", minimal_url, probe) as minimal,
         ):
             for scenario in chosen:
                 vacuum(bench_url)
-                log(f"{scenario}: service and reference, interleaved")
-                svc, ref = compare([service.url, reference.url], scenario, data)
-                results[scenario] = (svc, ref)
+                vacuum(minimal_url)
+                counters = update_counters(bench_url), update_counters(minimal_url)
+                load = loadavg()
+                log(f"{scenario}: service, reference and minimal reference, interleaved (load average {load})")
+                svc, ref, mini = compare([service.url, reference.url, minimal.url], scenario, data)
+                results[scenario] = (svc, ref, mini)
                 report.scenarios[scenario] = {
                     "service": {**asdict(svc), "rps": svc.rps},
                     "reference": {**asdict(ref), "rps": ref.rps},
+                    "minimal": {**asdict(mini), "rps": mini.rps},
                     "ratio": svc.rps / ref.rps if ref.rps else 0.0,
+                    "minimal_ratio": svc.rps / mini.rps if mini.rps else 0.0,
+                    "loadavg": [load, loadavg()],
                 }
+                if scenario in WRITE_SCENARIOS:
+                    time.sleep(2)  # let the servers' backends report their counters
+                    report.scenarios[scenario]["hot"] = hot_share(counters[0], update_counters(bench_url))
+                    report.scenarios[scenario]["minimal_hot"] = hot_share(counters[1], update_counters(minimal_url))
+            scans_after = index_scans(bench_url)
 
             if os.environ.get("BENCH_WORKERS2", "1") != "0":
                 vacuum(bench_url)
@@ -643,6 +791,9 @@ def main() -> int:
                     "one_worker_rps": one.rps,
                     "scaling": two.rps / one.rps if one.rps else 0.0,
                 }
+
+        log("per-index write costs")
+        report.indexes = index_report(bench_url, scans_before, scans_after)
 
         if os.environ.get("BENCH_SCALE", "1") != "0":
             run_scale(report, server_url, bench_url, users, ids, reports_dir)

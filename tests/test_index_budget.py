@@ -87,7 +87,7 @@ def test_budget_migration_does_not_block_writers(scratch_url: str) -> None:
     with psycopg.connect(scratch_url, autocommit=True) as conn:
         conn.execute("INSERT INTO users (id) VALUES ('u1'), ('u2')")
         conn.execute("INSERT INTO tasks (user_id, title) SELECT 'u1', 't' || g FROM generate_series(1, 5000) g")
-        assert DROPPED <= task_indexes(conn)
+        assert task_indexes(conn) >= DROPPED
 
     holder = psycopg.connect(scratch_url)
     try:
@@ -98,9 +98,7 @@ def test_budget_migration_does_not_block_writers(scratch_url: str) -> None:
             writer.execute("SET lock_timeout = '2s'")
             for i in range(20):
                 writer.execute("INSERT INTO tasks (user_id, title) VALUES ('u2', %s)", (f"during {i}",))
-                writer.execute(
-                    "UPDATE tasks SET completed = NOT completed WHERE user_id = 'u1' AND id = %s", (i + 1,)
-                )
+                writer.execute("UPDATE tasks SET completed = NOT completed WHERE user_id = 'u1' AND id = %s", (i + 1,))
                 writer.execute("SELECT count(*) FROM tasks WHERE user_id = 'u2'")
         holder.commit()
         migrating.join(timeout=60)
