@@ -38,6 +38,11 @@ bench:
 indexes:
     {{python}} bench/indexes.py
 
+# Where the p99 of writes comes from: the service beside variants without WAL-flush waits, pool waits
+# or GC pauses, interleaved (see bench/tail.py).
+tail:
+    {{python}} bench/tail.py
+
 # Load test with locust, headless, against a running server (`just dev` or `just serve` first).
 # Reports: reports/load_*.csv and reports/load.html. Tokens: JWT_SECRET (or LOAD_SIGNUP=1).
 load host=env("LOAD_HOST", "http://127.0.0.1:8000") users=env("LOAD_USERS", "50") spawn_rate=env("LOAD_SPAWN_RATE", "10") duration=env("LOAD_DURATION", "1m"):

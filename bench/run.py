@@ -402,7 +402,7 @@ def free_port() -> int:
 class Server:
     """A server process (the service or the reference) on a free port, in its own process group."""
 
-    def __init__(self, module: str, database_url: str, workers: int = 1) -> None:
+    def __init__(self, module: str, database_url: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.module = module
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -414,6 +414,7 @@ class Server:
             "PORT": str(self.port),
             "WORKERS": str(workers),
             "LOG_LEVEL": "WARNING",
+            **(env or {}),
         }
         self.log_path = ROOT / "reports" / f"bench-{module.replace('.', '_')}-{self.port}.log"
         self.log_path.parent.mkdir(exist_ok=True)
@@ -462,8 +463,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(module: str, database_url: str, probe_token: str, workers: int = 1) -> Iterator[Server]:
-    server = Server(module, database_url, workers)
+def running(
+    module: str, database_url: str, probe_token: str, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    server = Server(module, database_url, workers, env)
     try:
         server.wait_ready(probe_token)
         yield server

@@ -1,0 +1,106 @@
+"""`just tail`: where the p99 of writes comes from, one suspect at a time, in one interleaved run.
+
+The service (1 worker, 32 wrk connections, the bench dataset) runs as it ships and beside it in
+variants that each remove one suspect; the scenarios run interleaved over all of them, as in
+`just bench`, so the machine's other load lands on every variant alike:
+- `synchronous_commit=off` (through PGOPTIONS): the commit no longer waits for its WAL flush.
+  A measurement only: durability is not something to trade for latency.
+- `DB_POOL_MAX_SIZE=32`: one connection per wrk connection, so no request waits for the pool.
+- `gc off` (`bench/gc_off.py`): no automatic garbage collection pauses.
+It also counts autovacuum and autoanalyze runs on `tasks` during each scenario, and prints the
+load average. A variant whose p99 is clearly below the service's names a source of the tail.
+
+Knobs: BENCH_TAIL_SCENARIOS (create,update,toggle), and those of `just bench` (BENCH_DURATION_S...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.run import (  # noqa: E402
+    BENCH_DB,
+    USERS,
+    Result,
+    compare,
+    loadavg,
+    log,
+    postgres_server,
+    recreate_database,
+    running,
+    seed_bench,
+    token,
+    user_task_ids,
+    vacuum,
+    write_lua_data,
+)
+
+# label -> (module, environment overrides)
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "service": ("app.serve", {}),
+    "synchronous_commit=off": ("app.serve", {"PGOPTIONS": "-c synchronous_commit=off"}),
+    "pool 32": ("app.serve", {"DB_POOL_MAX_SIZE": "32", "DB_POOL_MIN_SIZE": "32"}),
+    "gc off": ("bench.gc_off", {}),
+}
+
+
+def vacuum_counts(url: str) -> tuple[int, int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT autovacuum_count, autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'tasks'"
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def main() -> int:
+    scenarios = (os.environ.get("BENCH_TAIL_SCENARIOS") or "create,update,toggle").split(",")
+    reports = ROOT / "reports"
+    reports.mkdir(exist_ok=True)
+    started = time.monotonic()
+    with postgres_server() as (server_url, database):
+        url = recreate_database(server_url, BENCH_DB)
+        seed_bench(url)
+        users = [f"bench-{i:03d}" for i in range(1, USERS + 1)]
+        ids = user_task_ids(url, users)
+        writers = [f"writer-{i:03d}" for i in range(1, USERS + 1)]
+        data = write_lua_data(reports / "bench-data.lua", ids, writers)
+        probe = token(users[0])
+        rows: list[tuple[str, str, Result, str, tuple[int, int]]] = []
+        with contextlib.ExitStack() as stack:
+            servers = {
+                label: stack.enter_context(running(module, url, probe, env=env))
+                for label, (module, env) in VARIANTS.items()
+            }
+            for scenario in scenarios:
+                vacuum(url)
+                load, counts = loadavg(), vacuum_counts(url)
+                log(f"{scenario}: {len(servers)} variants, interleaved (load average {load})")
+                results = compare([s.url for s in servers.values()], scenario, data)
+                after = vacuum_counts(url)
+                ran = (after[0] - counts[0], after[1] - counts[1])
+                for label, result in zip(servers, results, strict=True):
+                    rows.append((scenario, label, result, f"{load}-{loadavg()}", ran))
+    print()
+    print(f"{database}; 1 worker each; p50/p99: median over the interleaved slices")
+    header = f"{'scenario':<8} {'variant':<24} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'errors':>6}"
+    print(header + "  load         autovacuum/analyze during the scenario")
+    print("-" * (len(header) + 50))
+    for scenario, label, r, load, ran in rows:
+        print(
+            f"{scenario:<8} {label:<24} {r.rps:>7,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.max_us / 1000:>7.1f} "
+            f"{r.error_text():>6}  {load:<12} {ran[0]}/{ran[1]}"
+        )
+    log(f"done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
