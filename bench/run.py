@@ -278,16 +278,21 @@ def minimal_schema(url: str) -> None:
         conn.execute("ALTER TABLE tasks RESET (fillfactor)")
 
 
-def update_counters(url: str) -> tuple[int, int]:
-    """(n_tup_upd, n_tup_hot_upd) of `tasks`. Backends report within about a second of going idle."""
+def tasks_stats(url: str, *columns: str) -> tuple[int, ...]:
+    """Counters of `tasks` from pg_stat_user_tables. Backends report within about a second of going idle."""
+    query = psycopg.sql.SQL("SELECT {} FROM pg_stat_user_tables WHERE relname = 'tasks'").format(
+        psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns))
+    )
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'tasks'"
-        ).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+        row = conn.execute(query).fetchone()
+    return tuple(int(v) for v in row) if row else (0,) * len(columns)
 
 
-def hot_share(before: tuple[int, int], after: tuple[int, int]) -> dict[str, Any]:
+def update_counters(url: str) -> tuple[int, ...]:
+    return tasks_stats(url, "n_tup_upd", "n_tup_hot_upd")
+
+
+def hot_share(before: tuple[int, ...], after: tuple[int, ...]) -> dict[str, Any]:
     updates, hot = after[0] - before[0], after[1] - before[1]
     return {"updates": updates, "hot": hot, "share": hot / updates if updates else None}
 

@@ -6,7 +6,9 @@ variants that each remove one suspect; the scenarios run interleaved over all of
 - `synchronous_commit=off` (through PGOPTIONS): the commit no longer waits for its WAL flush.
   A measurement only: durability is not something to trade for latency.
 - `DB_POOL_MAX_SIZE=32`: one connection per wrk connection, so no request waits for the pool.
-- `gc off` (`bench/gc_off.py`): no automatic garbage collection pauses.
+- `gc off` (`bench/probe.py`, BENCH_GC=off): no automatic garbage collection pauses.
+- `probed`: the service with `bench/probe.py` recording each GC pause and the event loop's lag
+  (how late a 5 ms sleep wakes up), summed over the whole run.
 It also counts autovacuum and autoanalyze runs on `tasks` during each scenario, and prints the
 load average. A variant whose p99 is clearly below the service's names a source of the tail.
 
@@ -16,16 +18,16 @@ Knobs: BENCH_TAIL_SCENARIOS (create,update,toggle), and those of `just bench` (B
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.probe import LAG_INTERVAL_S  # noqa: E402
 from bench.run import (  # noqa: E402
     BENCH_DB,
     USERS,
@@ -37,6 +39,7 @@ from bench.run import (  # noqa: E402
     recreate_database,
     running,
     seed_bench,
+    tasks_stats,
     token,
     user_task_ids,
     vacuum,
@@ -48,16 +51,13 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "service": ("app.serve", {}),
     "synchronous_commit=off": ("app.serve", {"PGOPTIONS": "-c synchronous_commit=off"}),
     "pool 32": ("app.serve", {"DB_POOL_MAX_SIZE": "32", "DB_POOL_MIN_SIZE": "32"}),
-    "gc off": ("bench.gc_off", {}),
+    "gc off": ("bench.probe", {"BENCH_GC": "off"}),
+    "probed": ("bench.probe", {"BENCH_PROBE_OUT": str(ROOT / "reports" / "bench-probe.json")}),
 }
 
 
-def vacuum_counts(url: str) -> tuple[int, int]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT autovacuum_count, autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'tasks'"
-        ).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+def vacuum_counts(url: str) -> tuple[int, ...]:
+    return tasks_stats(url, "autovacuum_count", "autoanalyze_count")
 
 
 def main() -> int:
@@ -73,7 +73,7 @@ def main() -> int:
         writers = [f"writer-{i:03d}" for i in range(1, USERS + 1)]
         data = write_lua_data(reports / "bench-data.lua", ids, writers)
         probe = token(users[0])
-        rows: list[tuple[str, str, Result, str, tuple[int, int]]] = []
+        rows: list[tuple[str, str, Result, str, tuple[int, ...]]] = []
         with contextlib.ExitStack() as stack:
             servers = {
                 label: stack.enter_context(running(module, url, probe, env=env))
@@ -98,6 +98,22 @@ def main() -> int:
             f"{scenario:<8} {label:<24} {r.rps:>7,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.max_us / 1000:>7.1f} "
             f"{r.error_text():>6}  {load:<12} {ran[0]}/{ran[1]}"
         )
+    probe = ROOT / "reports" / "bench-probe.json"
+    if probe.exists():
+        found = json.loads(probe.read_text())
+        print()
+        print("probed service, whole run: garbage collections (count, total / p99 / max pause ms) and event loop lag:")
+        for gen, g in found["gc"].items():
+            print(
+                f"  gen {gen}: {g['count']:>6,} collections, total {g['total_ms']:.1f} ms, "
+                f"p99 {g['p99_ms']:.2f} ms, max {g['max_ms']:.2f} ms"
+            )
+        lag = found["loop_lag"]
+        print(
+            f"  loop lag over {lag['samples']:,} samples of a {LAG_INTERVAL_S * 1000:.0f} ms sleep: "
+            f"p50 {lag['p50_ms']:.2f} ms, p99 {lag['p99_ms']:.2f} ms, max {lag['max_ms']:.1f} ms"
+        )
+        probe.unlink()
     log(f"done in {time.monotonic() - started:.0f} s")
     return 0
 
