@@ -7,14 +7,19 @@ What it does, in one run (about 5 minutes; the first run also builds the 1M-row 
 2. Datasets: `tasks_bench` is rebuilt every run: 100 users x 20 tasks, plus one user with 1,000 tasks.
    `tasks_bench_scale` holds 1,000,000 tasks across 10,000 users (one INSERT ... SELECT
    generate_series), reused while its marker says so.
-3. Servers: the service (`python -m app.serve`, 1 worker) and the reference (`python -m
-   bench.reference_app`, same uvicorn settings, same pool settings), then the service with 2 workers
-   and the service on the scale database.
+   `tasks_bench_minimal` gets the same migrations and data, then `tasks` is cut down to the primary
+   key and one index for the default list, at the default fillfactor (`minimal_schema`).
+3. Servers: the service (`python -m app.serve`, 1 worker), the reference (`python -m
+   bench.reference_app`, same uvicorn settings, same pool settings) on the service's database (what
+   the framework costs) and the same reference on `tasks_bench_minimal` (what the framework and the
+   schema cost), then the service with 2 workers and the service on the scale database.
 4. wrk (bench/wrk.lua): 32 connections per scenario (list, get, create, update, toggle, mix); after a
-   warm-up, service and reference run interleaved in slices (`compare`), so that a burst of other
-   load on this shared machine hits both; a VACUUM before each scenario, so that none inherits the
+   warm-up, the three run interleaved in slices (`compare`), so that a burst of other load on this
+   shared machine hits all of them; a VACUUM before each scenario, so that none inherits the
    previous one's dead rows. Creates go to separate writer users, so lists stay 20 long. WORKERS=2 is
-   compared with 1 worker the same way.
+   compared with 1 worker the same way. The load average is recorded around each scenario, the HOT
+   share of `tasks` updates after each write scenario, and at the end each secondary index's size,
+   scans and cost per write (bench/indexes.py's measurement).
 
 Environment knobs: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 BENCH_SLICES (4), BENCH_SCENARIOS (comma-separated subset), BENCH_SCALE=0 (skip the scale part), BENCH_WORKERS2=0 (skip

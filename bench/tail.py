@@ -12,7 +12,8 @@ variants that each remove one suspect; the scenarios run interleaved over all of
 It also counts autovacuum and autoanalyze runs on `tasks` during each scenario, and prints the
 load average. A variant whose p99 is clearly below the service's names a source of the tail.
 
-Knobs: BENCH_TAIL_SCENARIOS (create,update,toggle), and those of `just bench` (BENCH_DURATION_S...).
+The variants' pools may open about 100 connections together: it refuses to run on a server with
+fewer free. Knobs: BENCH_TAIL_SCENARIOS (create,update,toggle), and those of `just bench` (BENCH_DURATION_S...).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,6 +59,19 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+def connection_headroom(server_url: str) -> tuple[int, int]:
+    """(connections the variants may open, connections the server has free)."""
+    needed = 0
+    for _, env in VARIANTS.values():
+        needed += int(env.get("DB_POOL_MAX_SIZE") or os.environ.get("DB_POOL_MAX_SIZE") or 16)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity)"
+        ).fetchone()
+    return needed, int(row[0]) if row else 0
+
+
 def vacuum_counts(url: str) -> tuple[int, ...]:
     return tasks_stats(url, "autovacuum_count", "autoanalyze_count")
 
@@ -66,6 +82,11 @@ def main() -> int:
     reports.mkdir(exist_ok=True)
     started = time.monotonic()
     with postgres_server() as (server_url, database):
+        needed, free = connection_headroom(server_url)
+        if needed > free:
+            # A shared server must not run out of connections because of a benchmark.
+            log(f"the variants may open {needed} connections; the server has {free} free: not running")
+            return 2
         url = recreate_database(server_url, BENCH_DB)
         seed_bench(url)
         users = [f"bench-{i:03d}" for i in range(1, USERS + 1)]
