@@ -116,7 +116,7 @@ def build(server_url: str) -> str:
             {"big": BIG_USER, "small": SMALL_USER},
         )
         conn.execute("VACUUM ANALYZE tasks")
-        counts = dict(conn.execute("SELECT user_id, count(*) FROM tasks GROUP BY user_id").fetchall())
+        counts: dict[str, int] = dict(conn.execute("SELECT user_id, count(*) FROM tasks GROUP BY user_id").fetchall())
     assert counts[BIG_USER] == USER_TASKS[BIG_USER] and counts[SMALL_USER] == USER_TASKS[SMALL_USER], counts
     return url
 

@@ -80,7 +80,7 @@ if __name__ == "__main__":
         gc.disable()
     if out:
         gc.callbacks.append(_on_gc)
-        app.main.create_app = _probed_app  # uvicorn imports the factory by name, after this
+        app.main.create_app = _probed_app  # type: ignore[assignment]  # uvicorn imports the factory by name, later
     status = main()
     if out:
         Path(out).write_text(json.dumps(summary()))

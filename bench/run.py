@@ -283,23 +283,31 @@ def minimal_schema(url: str) -> None:
         conn.execute("ALTER TABLE tasks RESET (fillfactor)")
 
 
-def tasks_stats(url: str, *columns: str) -> tuple[int, ...]:
-    """Counters of `tasks` from pg_stat_user_tables. Backends report within about a second of going idle."""
-    query = psycopg.sql.SQL("SELECT {} FROM pg_stat_user_tables WHERE relname = 'tasks'").format(
+def table_stats(url: str, table: str, *columns: str) -> tuple[int, ...]:
+    """Counters of `table` from pg_stat_user_tables. Backends report within about a second of going idle."""
+    query = psycopg.sql.SQL("SELECT {} FROM pg_stat_user_tables WHERE relname = %s").format(
         psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns))
     )
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(query).fetchone()
+        row = conn.execute(query, (table,)).fetchone()
     return tuple(int(v) for v in row) if row else (0,) * len(columns)
 
 
-def update_counters(url: str) -> tuple[int, ...]:
-    return tasks_stats(url, "n_tup_upd", "n_tup_hot_upd")
+# Tables whose rows the benchmark's writes update: tasks, and users where a write keeps a count there.
+HOT_TABLES = ("tasks", "users")
 
 
-def hot_share(before: tuple[int, ...], after: tuple[int, ...]) -> dict[str, Any]:
-    updates, hot = after[0] - before[0], after[1] - before[1]
-    return {"updates": updates, "hot": hot, "share": hot / updates if updates else None}
+def update_counters(url: str) -> dict[str, tuple[int, ...]]:
+    return {table: table_stats(url, table, "n_tup_upd", "n_tup_hot_upd") for table in HOT_TABLES}
+
+
+def hot_share(before: dict[str, tuple[int, ...]], after: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Per table: updates, HOT updates and their share between two `update_counters`."""
+    out = {}
+    for table in HOT_TABLES:
+        updates, hot = after[table][0] - before[table][0], after[table][1] - before[table][1]
+        out[table] = {"updates": updates, "hot": hot, "share": hot / updates if updates else None}
+    return out
 
 
 def index_scans(url: str) -> dict[str, tuple[int, int]]:
@@ -676,10 +684,11 @@ def print_summary(report: Report, results: dict[str, tuple[Result, Result, Resul
             def share(h: dict[str, Any]) -> str:
                 return "-" if h["share"] is None else f"{h['share']:.0%} of {h['updates']:,}"
 
-            print(
-                f"  {scenario:<8} service's schema {share(values['hot']):>16}   "
-                f"minimal schema {share(values['minimal_hot']):>16}"
-            )
+            for table in HOT_TABLES:
+                print(
+                    f"  {scenario:<8} {table:<6} service's schema {share(values['hot'][table]):>16}   "
+                    f"minimal schema {share(values['minimal_hot'][table]):>16}"
+                )
     if report.indexes:
         print()
         print(

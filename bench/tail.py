@@ -42,7 +42,7 @@ from bench.run import (  # noqa: E402
     recreate_database,
     running,
     seed_bench,
-    tasks_stats,
+    table_stats,
     token,
     user_task_ids,
     vacuum,
@@ -73,7 +73,7 @@ def connection_headroom(server_url: str) -> tuple[int, int]:
 
 
 def vacuum_counts(url: str) -> tuple[int, ...]:
-    return tasks_stats(url, "autovacuum_count", "autoanalyze_count")
+    return table_stats(url, "tasks", "autovacuum_count", "autoanalyze_count")
 
 
 def main() -> int:
@@ -106,7 +106,7 @@ def main() -> int:
                 log(f"{scenario}: {len(servers)} variants, interleaved (load average {load})")
                 results = compare([s.url for s in servers.values()], scenario, data)
                 after = vacuum_counts(url)
-                ran = (after[0] - counts[0], after[1] - counts[1])
+                ran: tuple[int, ...] = (after[0] - counts[0], after[1] - counts[1])
                 for label, result in zip(servers, results, strict=True):
                     rows.append((scenario, label, result, f"{load}-{loadavg()}", ran))
     print()
@@ -119,9 +119,9 @@ def main() -> int:
             f"{scenario:<8} {label:<24} {r.rps:>7,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} {r.max_us / 1000:>7.1f} "
             f"{r.error_text():>6}  {load:<12} {ran[0]}/{ran[1]}"
         )
-    probe = ROOT / "reports" / "bench-probe.json"
-    if probe.exists():
-        found = json.loads(probe.read_text())
+    probe_file = ROOT / "reports" / "bench-probe.json"
+    if probe_file.exists():
+        found = json.loads(probe_file.read_text())
         print()
         print("probed service, whole run: garbage collections (count, total / p99 / max pause ms) and event loop lag:")
         for gen, g in found["gc"].items():
@@ -134,7 +134,7 @@ def main() -> int:
             f"  loop lag over {lag['samples']:,} samples of a {LAG_INTERVAL_S * 1000:.0f} ms sleep: "
             f"p50 {lag['p50_ms']:.2f} ms, p99 {lag['p99_ms']:.2f} ms, max {lag['max_ms']:.1f} ms"
         )
-        probe.unlink()
+        probe_file.unlink()
     log(f"done in {time.monotonic() - started:.0f} s")
     return 0
 
