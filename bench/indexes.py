@@ -14,28 +14,31 @@ What it does (about a minute; re-run it whenever a migration adds or drops an in
    of the description cost with and without it: server time and WAL bytes per statement (a
    pipeline of `WRITES` statements in one transaction, rolled back) and the share of HOT updates.
 
-Knobs: BENCH_INDEX_WRITES (2000), BENCH_INDEX_RUNS (5). Same server knobs as `just bench`.
+Knobs: BENCH_INDEX_WRITES (2000), BENCH_INDEX_RUNS (5), BENCH_INDEX_READS=0 (writes only); the server as
+for `just bench`.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.db import SqlFiles  # noqa: E402
 from app.tasks.repository import contains_pattern  # noqa: E402
-from bench.run import env_int, log, postgres_server, recreate_database  # noqa: E402
+from bench.run import env_int, log, postgres_server, prepared, recreate_database  # noqa: E402
 
 INDEX_DB = "tasks_bench_indexes"
 BIG_USER, SMALL_USER = "idx-big", "idx-small"
@@ -141,24 +144,40 @@ def index_sizes(conn: psycopg.Connection[Any]) -> dict[str, int]:
 
 @dataclass
 class Variant:
-    """The schema as migrated (`index` None), or with one index toggled."""
+    """The schema as migrated, or changed by `statements` (run in a transaction that is rolled back)."""
 
-    index: str | None
-    present: bool  # whether `index` is in the schema (then the variant drops it)
-    definition: str = ""
+    label: str
+    statements: tuple[str, ...] = ()
+    builds: str = ""  # the index it builds, whose size is reported
 
-    @property
-    def label(self) -> str:
-        if self.index is None:
-            return "schema"
-        return f"without {self.index}" if self.present else f"with {self.index}"
+
+SCHEMA = Variant("schema")
+
+
+def without(name: str) -> Variant:
+    return Variant(f"without {name}", (f'DROP INDEX "{name}"',))
+
+
+# Settings of an index of the schema worth measuring, where the schema has that index. A GIN index
+# with `fastupdate` (the default) queues new entries in a pending list that whichever write finds it
+# full (gin_pending_list_limit, 4 MB) merges into the index: cheap writes, and a slow one now and then.
+TWEAKS: dict[str, dict[str, tuple[str, ...]]] = {
+    "tasks_user_search_idx": {
+        "search_idx fastupdate=off": ("ALTER INDEX tasks_user_search_idx SET (fastupdate = off)",),
+        "search_idx pending list 256 kB": ("ALTER INDEX tasks_user_search_idx SET (gin_pending_list_limit = 256)",),
+    }
+}
 
 
 def variants(conn: psycopg.Connection[Any]) -> list[Variant]:
     own = schema_indexes(conn)
-    out = [Variant(None, False)]
-    out += [Variant(name, True, definition) for name, definition in own.items()]
-    out += [Variant(name, False, definition) for name, definition in CANDIDATES.items() if name not in own]
+    out = [SCHEMA, *(without(name) for name in own)]
+    out += [
+        Variant(f"with {name}", (definition, "ANALYZE tasks"), builds=name)
+        for name, definition in CANDIDATES.items()
+        if name not in own
+    ]
+    out += [Variant(label, statements) for name in own for label, statements in TWEAKS.get(name, {}).items()]
     return out
 
 
@@ -166,16 +185,14 @@ def variants(conn: psycopg.Connection[Any]) -> list[Variant]:
 def applied(conn: psycopg.Connection[Any], variant: Variant) -> Iterator[None]:
     """`variant` inside a transaction that is rolled back: the database is left as it was."""
     with conn.transaction(force_rollback=True):
-        if variant.index is not None:
-            if variant.present:
-                conn.execute(f'DROP INDEX "{variant.index}"')
-            else:
-                conn.execute(variant.definition)
-                conn.execute("ANALYZE tasks")
+        for statement in variant.statements:
+            conn.execute(statement)
         yield
 
 
 # --- reads --------------------------------------------------------------------------------------
+
+PREPARED = "schema, prepared as the service does"
 
 
 def page_params(user: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -193,16 +210,54 @@ def page_params(user: str, given: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def time_page(conn: psycopg.Connection[Any], statements: list[bytes], params: dict[str, Any]) -> float:
-    """Median milliseconds of the page's statements, as the service sends them (parameters bound)."""
+def median_ms(run: Callable[[], object]) -> float:
     samples = []
-    for run in range(RUNS + 1):
+    for attempt in range(RUNS + 1):
         started = time.perf_counter()
-        for statement in statements:
-            conn.execute(statement, params, binary=True).fetchall()
-        if run:  # the first run warms the cache
+        run()
+        if attempt:  # the first run warms the cache
             samples.append((time.perf_counter() - started) * 1000)
     return statistics.median(samples)
+
+
+def time_page(conn: psycopg.Connection[Any], statements: list[bytes], params: dict[str, Any]) -> float:
+    """Median milliseconds of the page's statements with a plan made for these values (a custom plan:
+    psycopg's unnamed statement), the best an index can do."""
+
+    def run() -> None:
+        for statement in statements:
+            conn.execute(statement, params, binary=True, prepare=False).fetchall()
+
+    return median_ms(run)
+
+
+class PreparedPage:
+    """The list statement as the service runs it: prepared once per connection (psycopg's
+    prepare_threshold) and executed for many users, so PostgreSQL's plan cache settles, after five
+    custom plans, on a generic plan whenever its estimate is no worse. A generic plan cannot fold
+    the statement's `(%(x)s IS NULL OR ...)` and `CASE` sort keys, so it uses no index for a filter
+    or a sort: it reads the user's rows and sorts them."""
+
+    def __init__(self, conn: psycopg.Connection[Any], statement: bytes, name: str) -> None:
+        self.conn, self.name = conn, name
+        self.text, _ = prepared(statement.decode(), page_params(SMALL_USER, {}))
+        conn.execute(f"PREPARE {name} AS {self.text}")
+        for other in range(10):  # ordinary users first, as a server's connection sees them
+            self.execute(page_params(f"idx-{other}", {}))
+
+    def _args(self, params: dict[str, Any]) -> str:
+        _, values = prepared(self.text, params)
+        return psycopg.sql.SQL(", ").join(psycopg.sql.Literal(v) for v in values).as_string(self.conn)
+
+    def execute(self, params: dict[str, Any]) -> None:
+        self.conn.execute(f"EXECUTE {self.name}({self._args(params)})").fetchall()
+
+    def plan_kind(self, params: dict[str, Any]) -> str:
+        rows = self.conn.execute(f"EXPLAIN (COSTS OFF) EXECUTE {self.name}({self._args(params)})").fetchall()
+        return "generic" if any("$" in r[0] for r in rows) else "custom"
+
+    def close(self) -> None:
+        self.conn.execute(f"DEALLOCATE {self.name}")
 
 
 def plan(conn: psycopg.Connection[Any], statement: bytes, params: dict[str, Any]) -> list[str]:
@@ -225,7 +280,8 @@ def access_path(lines: list[str]) -> str:
 def measure_reads(
     conn: psycopg.Connection[Any], sql: SqlFiles, all_variants: list[Variant], plans: list[str]
 ) -> dict[tuple[str, str], dict[str, tuple[float, str]]]:
-    """(query, user) -> variant label -> (ms, access path)."""
+    """(query, user) -> variant label -> (ms, access path); and under PREPARED, the schema's list
+    statement as the service runs it (ms, "generic"/"custom")."""
     statements = [sql[name] for name in PAGE_STATEMENTS]
     out: dict[tuple[str, str], dict[str, tuple[float, str]]] = {}
     for variant in all_variants:
@@ -239,6 +295,15 @@ def measure_reads(
                     plans.append(f"-- {label}, {user} ({USER_TASKS[user]:,} tasks), {variant.label}: {ms:.2f} ms")
                     plans.extend(lines)
                     out.setdefault((label, user), {})[variant.label] = (ms, access_path(lines))
+    page = PreparedPage(conn, statements[0], "bench_page")
+    try:
+        for user in USER_TASKS:
+            for label, given in QUERIES.items():
+                params = page_params(user, given)
+                ms = median_ms(lambda params=params: page.execute(params))  # type: ignore[misc]
+                out[(label, user)][PREPARED] = (ms, page.plan_kind(params))
+    finally:
+        page.close()
     return out
 
 
@@ -255,10 +320,11 @@ class WriteCost:
 
 def write_params(kind: str, user: str, task: tuple[int, str], i: int) -> tuple[str, dict[str, Any]]:
     task_id, title = task
-    base = {"user_id": user, "id": task_id}
+    base: dict[str, Any] = {"user_id": user, "id": task_id}
     if kind == "create":
+        # max_tasks: the per-user quota where create.sql has one (names a statement lacks are ignored).
         params = {"user_id": user, "email": None, "name": None, "title": f"new {i}", "description": None}
-        return "tasks/create", {**params, "completed": False}
+        return "tasks/create", {**params, "completed": False, "max_tasks": 2**31 - 1}
     if kind == "toggle":
         return "tasks/toggle_completed", base
     edit = {**base, "set_description": kind == "edit description", "completed": None}
@@ -343,12 +409,22 @@ def print_reads(
     lines: list[str], reads: dict[tuple[str, str], dict[str, tuple[float, str]]], labels: list[str]
 ) -> None:
     log_line(lines, f"Reads: a page of {PAGE}, ms (median of {RUNS}); the schema's access path in the last column")
-    header = f"{'query':<34} {'tasks':>6} " + " ".join(f"{label[:26]:>26}" for label in labels)
+    log_line(
+        lines,
+        "Each variant with a custom plan (made for the values: the best case for an index); the last column: "
+        "the schema as the service runs it (prepared, after 10 other users)",
+    )
+    header = (
+        f"{'query':<34} {'tasks':>6} "
+        + " ".join(f"{label[:26]:>26}" for label in labels)
+        + f" {'prepared (plan)':>18}  schema's access path"
+    )
     log_line(lines, header)
     log_line(lines, "-" * len(header))
     for (query, user), by_variant in reads.items():
         cells = " ".join(f"{by_variant[label][0]:>26.2f}" for label in labels)
-        log_line(lines, f"{query:<34} {USER_TASKS[user]:>6} {cells}  {by_variant['schema'][1]}")
+        ms, kind = by_variant[PREPARED]
+        log_line(lines, f"{query:<34} {USER_TASKS[user]:>6} {cells} {ms:>8.2f} {kind:>9}  {by_variant['schema'][1]}")
     log_line(lines)
     log_line(lines, "Where a toggled index changes the plan (50,000-task user):")
     for (query, user), by_variant in reads.items():
@@ -361,7 +437,7 @@ def print_reads(
 
 
 def print_writes(
-    lines: list[str], writes: dict[str, dict[str, WriteCost]], sizes: dict[str, int], labels: list[str]
+    lines: list[str], writes: dict[str, dict[str, WriteCost]], sizes: dict[str, int], all_variants: list[Variant]
 ) -> None:
     log_line(lines)
     log_line(
@@ -372,8 +448,9 @@ def print_writes(
     header = f"{'variant':<46} {'index MB':>8} " + " ".join(f"{kind:>31}" for kind in WRITE_KINDS)
     log_line(lines, header)
     log_line(lines, "-" * len(header))
-    for label in labels:
-        index = label.split(" ", 1)[1] if " " in label else ""
+    for variant in all_variants:
+        label = variant.label
+        index = variant.builds or label.removeprefix("without ")
         size = f"{sizes[index] / 1e6:.1f}" if index in sizes else ""
         cells = []
         for kind in WRITE_KINDS:
@@ -395,20 +472,21 @@ def main() -> int:
         with psycopg.connect(url, autocommit=True) as conn:
             all_variants = variants(conn)
             labels = [v.label for v in all_variants]
-            reads = measure_reads(conn, sql, all_variants, plans)
+            reads = measure_reads(conn, sql, all_variants, plans) if os.environ.get("BENCH_INDEX_READS") != "0" else {}
             tasks = sample_tasks(conn, BIG_USER, WRITES)
             writes: dict[str, dict[str, WriteCost]] = {}
             sizes: dict[str, int] = index_sizes(conn)
             for variant in all_variants:
                 log(f"writes: {variant.label}")
                 writes[variant.label] = measure_writes(conn, sql, variant, BIG_USER, tasks)
-                if variant.index and not variant.present:
+                if variant.builds:
                     with applied(conn, variant):
                         sizes.update(index_sizes(conn))
         loadavg = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
         log_line(lines, f"{database}; {INDEX_DB}: 150,000 tasks; load average {' '.join(loadavg)}")
-        print_reads(lines, reads, labels)
-        print_writes(lines, writes, sizes, labels)
+        if reads:
+            print_reads(lines, reads, labels)
+        print_writes(lines, writes, sizes, all_variants)
     out = reports / f"indexes-{time.strftime('%Y%m%d-%H%M%S')}.txt"
     out.write_text("\n".join([*lines, "", "Plans:", *plans]) + "\n")
     log(f"done in {time.monotonic() - started:.0f} s; tables and plans in {out.relative_to(ROOT)}")

@@ -607,21 +607,21 @@ def index_report(
 ) -> list[dict[str, Any]]:
     """Per index of the service's schema: size, scans during the scenarios, and what it costs each
     kind of write (bench/indexes.py, on the 1,000-task user: with it against without it)."""
-    from bench.indexes import WRITE_KINDS, Variant, measure_writes, sample_tasks, schema_indexes
+    from bench.indexes import SCHEMA, WRITE_KINDS, measure_writes, sample_tasks, schema_indexes, without
 
     sql = SqlFiles()
     rows = []
     with psycopg.connect(url, autocommit=True) as conn:
         tasks = sample_tasks(conn, "bench-big", 500)
-        schema = measure_writes(conn, sql, Variant(None, False), "bench-big", tasks)
-        for name, definition in schema_indexes(conn).items():
-            without = measure_writes(conn, sql, Variant(name, True, definition), "bench-big", tasks)
+        schema = measure_writes(conn, sql, SCHEMA, "bench-big", tasks)
+        for name in schema_indexes(conn):
+            lacking = measure_writes(conn, sql, without(name), "bench-big", tasks)
             costs = {
                 kind: {
-                    "us": schema[kind].us - without[kind].us,
-                    "wal_bytes": schema[kind].wal_bytes - without[kind].wal_bytes,
+                    "us": schema[kind].us - lacking[kind].us,
+                    "wal_bytes": schema[kind].wal_bytes - lacking[kind].wal_bytes,
                     "hot_with": schema[kind].hot_share,
-                    "hot_without": without[kind].hot_share,
+                    "hot_without": lacking[kind].hot_share,
                 }
                 for kind in WRITE_KINDS
             }
