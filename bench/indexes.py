@@ -240,13 +240,14 @@ class PreparedPage:
 
     def __init__(self, conn: psycopg.Connection[Any], statement: bytes, name: str) -> None:
         self.conn, self.name = conn, name
-        self.text, _ = prepared(statement.decode(), page_params(SMALL_USER, {}))
-        conn.execute(f"PREPARE {name} AS {self.text}")
+        self.source = statement.decode()
+        text, _ = prepared(self.source, page_params(SMALL_USER, {}))
+        conn.execute(f"PREPARE {name} AS {text}")
         for other in range(10):  # ordinary users first, as a server's connection sees them
             self.execute(page_params(f"idx-{other}", {}))
 
     def _args(self, params: dict[str, Any]) -> str:
-        _, values = prepared(self.text, params)
+        _, values = prepared(self.source, params)
         return psycopg.sql.SQL(", ").join(psycopg.sql.Literal(v) for v in values).as_string(self.conn)
 
     def execute(self, params: dict[str, Any]) -> None:
