@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -241,3 +242,87 @@ def recording(logger_name: str = "") -> Iterator[RecordingHandler]:
         yield handler
     finally:
         logger.removeHandler(handler)
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).is_file()), None)
+
+
+class Nginx:
+    """nginx from deploy/ (rendered by deploy/render.py) in front of `upstreams`, on a free port.
+
+    It runs as an ordinary user from its own directory: under root, as the embedded PostgreSQL's
+    system user, so the test proves it needs no privilege.
+    """
+
+    def __init__(self, work_dir: Path, upstreams: list[str]) -> None:
+        binary = nginx_binary()
+        if binary is None:
+            raise RuntimeError("nginx is not installed (Debian: apt-get install nginx-light)")
+        self.binary = binary
+        self.work_dir = work_dir
+        self.upstreams = upstreams
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        render = [sys.executable, str(ROOT / "deploy" / "render.py"), "--dir", str(self.work_dir)]
+        render += ["--listen", f"127.0.0.1:{self.port}"]
+        for upstream in self.upstreams:
+            render += ["--upstream", upstream]
+        subprocess.run(render, check=True, capture_output=True, timeout=30)
+        kwargs: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            user = _system_user()
+            _make_traversable(self.work_dir)
+            for path in [self.work_dir, *self.work_dir.rglob("*")]:
+                os.chown(path, user.pw_uid, user.pw_gid)
+            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        self.process = subprocess.Popen(
+            [self.binary, "-p", str(self.work_dir), "-c", "nginx.conf", "-e", "stderr", "-g", "daemon off;"],
+            cwd="/",
+            stdout=subprocess.DEVNULL,
+            stderr=(self.work_dir / "stderr.log").open("wb"),
+            **kwargs,
+        )
+        wait_until(self._answers, timeout=15, what=f"nginx on {self.url}:\n{self.log()}")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"nginx exited with {self.process.returncode}:\n{self.log()}")
+        return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+
+    def uid(self) -> int:
+        """The real uid of nginx's master process."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+    def access_log(self) -> list[dict[str, Any]]:
+        path = self.work_dir / "logs" / "access.log"
+        return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+    def log(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:]
+            for p in (self.work_dir / "logs" / "error.log", self.work_dir / "stderr.log")
+            if p.exists()
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # nginx's fast shutdown
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
