@@ -25,7 +25,7 @@ def render(
     *,
     max_body_bytes: int = 1_048_576,
     auth_rate_per_min: int = 30,
-    worker_processes: int = 1,
+    worker_processes: str = "1",
 ) -> Path:
     """Create `prefix` (logs/, tmp/) and `prefix`/nginx.conf; returns the config's path."""
     prefix = prefix.resolve()
@@ -41,7 +41,7 @@ def render(
         AUTH_RATE_PER_MIN=str(auth_rate_per_min),
         # One request is allowed again after 60/rate seconds.
         RETRY_AFTER_S=str(math.ceil(60 / auth_rate_per_min)),
-        WORKER_PROCESSES=str(worker_processes),
+        WORKER_PROCESSES=worker_processes,
     )
     config = prefix / "nginx.conf"
     config.write_text(text)
@@ -55,7 +55,7 @@ def main() -> int:
     parser.add_argument("--upstream", action="append", required=True, help="a `just serve` instance host:port")
     parser.add_argument("--max-body-bytes", type=int, default=1_048_576, help="MAX_BODY_BYTES of the instances")
     parser.add_argument("--auth-rate-per-min", type=int, default=30, help="sign-up/sign-in per address a minute")
-    parser.add_argument("--worker-processes", type=int, default=1)
+    parser.add_argument("--worker-processes", default="1", help="a number, or auto: one per core")
     args = parser.parse_args()
     config = render(
         args.dir,
