@@ -17,7 +17,9 @@ def test_the_committed_openapi_json_is_the_apps_document() -> None:
 def test_the_export_is_what_the_running_service_publishes(client: httpx.Client) -> None:
     served = client.get("/schema/openapi.json")
     assert served.status_code == 200
-    assert served.json() == json.loads(OPENAPI_FILE.read_text(encoding="utf-8"))
+    assert served.json() == json.loads(OPENAPI_FILE.read_text(encoding="utf-8")), (
+        "the served document differs from openapi.json: run `just openapi` (or make the export's settings match)"
+    )
 
 
 def test_the_export_is_stable_and_carries_no_server_specific_value() -> None:
