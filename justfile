@@ -25,8 +25,8 @@ test *args:
 
 # Lint, format check and type check.
 check:
-    ruff check app tests bench
-    ruff format --check app tests bench
+    ruff check app tests bench deploy
+    ruff format --check app tests bench deploy
     mypy
 
 # Re-resolve requirements.lock from pyproject.toml through PyPI (all extras, every platform, Python 3.11+),
