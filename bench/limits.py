@@ -152,7 +152,7 @@ class Tree:
             p.relative_to(root / "sql").with_suffix("").as_posix(): p.read_bytes()
             for p in (root / "sql").rglob("*.sql")
         }
-        self.regex = b"~*" in self.queries["tasks/list"]
+        self.regex = "tasks/search" in self.queries
         self.conn = psycopg.connect(self.url, autocommit=True)
         _seed(self.conn)
         self.conn.execute("VACUUM ANALYZE")
@@ -174,9 +174,10 @@ def _case(trees: list[Tree], change: dict[str, Any], q: str | None, runs: int) -
     times: dict[str, list[float]] = {t.label: [] for t in trees}
     temp: dict[str, int] = {}
     failed: set[str] = set()
+    query = {t.label: t.queries["tasks/search" if q is not None and t.regex else "tasks/list"] for t in trees}
     for t in trees:
         with contextlib.suppress(psycopg.errors.QueryCanceled):
-            t.conn.execute(t.queries["tasks/list"], params[t.label]).fetchall()
+            t.conn.execute(query[t.label], params[t.label]).fetchall()
         _flush_stats(t.conn)
         temp[t.label] = -_temp_bytes(t.conn)
     for _ in range(4):
@@ -186,7 +187,7 @@ def _case(trees: list[Tree], change: dict[str, Any], q: str | None, runs: int) -
                     break
                 start = time.perf_counter()
                 try:
-                    t.conn.execute(t.queries["tasks/list"], params[t.label]).fetchall()
+                    t.conn.execute(query[t.label], params[t.label]).fetchall()
                 except psycopg.errors.QueryCanceled:
                     failed.add(t.label)
                     break
@@ -203,7 +204,7 @@ def _case(trees: list[Tree], change: dict[str, Any], q: str | None, runs: int) -
             "p50_ms": round(statistics.median(times[t.label]), 2),
             "p99_ms": round(_percentile(times[t.label], 99), 2),
             "temp_bytes_per_run": (temp[t.label] + _temp_bytes(t.conn)) // max(1, len(times[t.label])),
-            **_plan(t.conn, t.queries["tasks/list"], params[t.label]),
+            **_plan(t.conn, query[t.label], params[t.label]),
         }
     return out
 

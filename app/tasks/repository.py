@@ -31,6 +31,8 @@ class TaskRepository:
         self._get = sql["tasks/get"]
         self._list = sql["tasks/list"]
         self._count = sql["tasks/count"]
+        self._search = sql["tasks/search"]
+        self._search_count = sql["tasks/search_count"]
         self._update = sql["tasks/update"]
         self._toggle = sql["tasks/toggle_completed"]
         self._set_completed = sql["tasks/set_completed"]
@@ -71,23 +73,25 @@ class TaskRepository:
         offset: int,
     ) -> tuple[list[Task], int]:
         """One page and the total of the filtered set (one round trip unless the page is empty)."""
+        pattern = contains_pattern(q)
         params = {
             "user_id": caller.id,
             "completed": completed,
-            "pattern": contains_pattern(q),
+            "pattern": pattern,
             "sort": sort,
             "limit": limit,
             "offset": offset,
         }
+        page, count = (self._list, self._count) if pattern is None else (self._search, self._search_count)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self._list, params, binary=True)
+            cur = await conn.execute(page, params, binary=True)
             rows = await cur.fetchall()
             if rows:
                 return [Task(*row[:7]) for row in rows], rows[0][7]
             if offset == 0:
                 return [], 0
             # Past the end: the total has no row to ride on.
-            cur = await conn.execute(self._count, params, binary=True)
+            cur = await conn.execute(count, params, binary=True)
             total_row = await cur.fetchone()
         return [], total_row[0] if total_row else 0
 

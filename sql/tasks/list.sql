@@ -1,27 +1,18 @@
 -- One page of the caller's tasks plus the total of the filtered set, in one round trip.
--- The total is a scalar subquery, run once (an InitPlan): a count over an index (index-only
--- without q), which never materializes the rows, where `count(*) OVER ()` spilled the whole
--- filtered set to temporary files for a large user. Its WHERE is the page's, repeated.
--- %(completed)s: NULL = any. %(pattern)s: NULL = no search, else '***=' followed by q: a regular
--- expression that the director ***= makes a literal string (so %%, _, \ and every regex character
--- are plain data), matched case-insensitively by ~*. Not ILIKE: LIKE's matcher and strpos() both
--- take time in (text length x q length) on crafted text (measured: 10 s and 3.5 s for 2,000 tasks
--- of 9,000 characters and a 200-character q), while the regex engine's DFA stays linear in the
--- text whatever q is (0.16-0.6 s for the same rows, as fast as an ordinary ILIKE). pg_trgm's GIN
--- index tasks_user_search_idx serves ~* as it serves ILIKE: only the caller's rows holding every
--- trigram of q are read.
+-- The total is a scalar subquery, run once (an InitPlan): an index-only count, which never
+-- materializes the rows, where `count(*) OVER ()` spilled the whole filtered set to temporary files
+-- for a large user. Its WHERE is the page's, repeated.
+-- %(completed)s: NULL = any. Searches (q) run sql/tasks/search.sql.
 -- Ties are broken by id in the direction of the sort, so paging is stable.
 SELECT id, user_id, title, description, completed, created_at, updated_at,
        (SELECT count(*)
         FROM tasks
         WHERE user_id = %(user_id)s
           AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
-          AND (%(pattern)s::text IS NULL OR title ~* %(pattern)s::text OR description ~* %(pattern)s::text)
        ) AS total
 FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
-  AND (%(pattern)s::text IS NULL OR title ~* %(pattern)s::text OR description ~* %(pattern)s::text)
 ORDER BY
     CASE WHEN %(sort)s::text = 'created_at' THEN created_at END ASC,
     CASE WHEN %(sort)s::text = '-created_at' THEN created_at END DESC,
