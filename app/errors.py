@@ -48,6 +48,8 @@ _CODES: dict[int, str] = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
+    410: "CURSOR_EXPIRED",
+    412: "PRECONDITION_FAILED",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
@@ -62,6 +64,8 @@ _DEFAULT_MESSAGES: dict[int, str] = {
     404: "Not found.",
     405: "Method not allowed.",
     409: "Conflict.",
+    410: "The cursor has expired; start again without it.",
+    412: "The task has changed since you read it; read it again.",
     413: "The request body is too large.",
     415: "Content-Type must be application/json.",
     422: "The request is not valid.",
@@ -81,8 +85,10 @@ class ApiError(Exception):
         *,
         details: Sequence[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         self.status = status
+        self.code = code
         self.message = message or _DEFAULT_MESSAGES.get(status, "Error.")
         self.details = list(details) if details else None
         self.headers = dict(headers) if headers else None
@@ -101,6 +107,13 @@ class InvalidInput(ApiError):
         super().__init__(422, message, details=details)
 
 
+class PreconditionFailed(ApiError):
+    """412: `If-Match` named a version the task no longer has; `details` stays empty (re-read it)."""
+
+    def __init__(self) -> None:
+        super().__init__(412)
+
+
 class ServiceUnavailable(ApiError):
     def __init__(self, message: str | None = None) -> None:
         super().__init__(503, message, headers={"Retry-After": RETRY_AFTER_S})
@@ -109,12 +122,15 @@ class ServiceUnavailable(ApiError):
 _encoder = msgspec.json.Encoder()
 
 
-def error_body(status: int, message: str | None = None, details: Sequence[FieldError] | None = None) -> bytes:
-    """The encoded envelope for `status`; also used by the ASGI edge, outside Litestar."""
+def error_body(
+    status: int, message: str | None = None, details: Sequence[FieldError] | None = None, code: str | None = None
+) -> bytes:
+    """The encoded envelope for `status` (`code`: a more specific code than the status's own); also
+    used by the ASGI edge, outside Litestar."""
     return _encoder.encode(
         ErrorResponse(
             ErrorBody(
-                code=_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"),
+                code=code or _CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"),
                 message=message or _DEFAULT_MESSAGES.get(status, "Error."),
                 details=list(details) if details else None,
             )
@@ -128,9 +144,10 @@ def error_response(
     *,
     details: Sequence[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    code: str | None = None,
 ) -> Response[bytes]:
     return Response(
-        content=error_body(status, message, details),
+        content=error_body(status, message, details, code),
         status_code=status,
         media_type="application/json",
         headers=dict(headers) if headers else None,
@@ -161,7 +178,7 @@ def log_server_error(request: Request[Any, Any, Any], status: int, exc: BaseExce
 def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
     if exc.status >= 500:
         log_server_error(request, exc.status, exc)
-    return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers)
+    return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers, code=exc.code)
 
 
 # "Expected `str`, got `int` - at `$.title`" -> field "title"; "$" alone is the whole body.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from litestar import Response
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 
 if TYPE_CHECKING:
@@ -94,3 +95,47 @@ class JsonResponse(Response[T]):
             )
         extra = [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in self.headers.items()]
         return RawJsonResponse(_encode(self.content), self.status_code or status_code or 200, extra)
+
+
+class NotModifiedResponse(ASGIResponse):
+    """304: no body, no content headers, the current `ETag` (RFC 9110, section 15.4.5)."""
+
+    __slots__ = ("_raw_headers",)
+
+    def __init__(self, etag: str) -> None:
+        self.body = b""
+        self.status_code = 304
+        self.background = None
+        self.is_head_response = False
+        self._encoded_cookies = ()
+        self._raw_headers = [(b"etag", etag.encode("latin-1"))]
+
+    def encode_headers(self) -> list[tuple[bytes, bytes]]:
+        return self._raw_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 304, "headers": self._raw_headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _NotModified(Response[None]):
+    def __init__(self, etag: str) -> None:
+        super().__init__(None, status_code=304)
+        self.etag = etag
+
+    def to_asgi_response(self, app: Litestar | None, request: Request[Any, Any, Any], **_: Any) -> ASGIResponse:
+        return NotModifiedResponse(self.etag)
+
+
+def not_modified(etag: str) -> Response[Any]:
+    """The answer to an `If-None-Match` that matched."""
+    return _NotModified(etag)
+
+
+NOT_MODIFIED = {
+    304: ResponseSpec(
+        data_container=None,
+        description="NOT MODIFIED: If-None-Match matched the current ETag; no body.",
+        generate_examples=False,
+    )
+}

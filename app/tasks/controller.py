@@ -7,17 +7,19 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 
 from app.auth.tokens import Caller
 from app.body import ApiOperation, documented_body, read_json
-from app.errors import NotFound, error_responses
-from app.responses import JsonResponse
+from app.errors import ApiError, NotFound, PreconditionFailed, error_responses
+from app.responses import NOT_MODIFIED, JsonResponse, not_modified
+from app.sync.etags import if_match_versions, list_etag, none_match, task_etag
 from app.tasks.repository import TaskRepository
 from app.tasks.schemas import (
     FIELD_RULES,
     CompletionChange,
     ListMeta,
+    Task,
     TaskCreate,
     TaskEnvelope,
     TaskListEnvelope,
@@ -30,6 +32,41 @@ MAX_ID = 2**63 - 1  # ids are bigint; anything larger cannot exist
 _TOGGLE = CompletionChange()
 
 TaskId = Annotated[int, Parameter(description="The task's id (a positive integer).")]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        description='Apply only if the task\'s ETag is one of these (`"3"`, or `*` for any): else 412.',
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    HeaderParameter(name="If-None-Match", description="304 (no body) when the current ETag is one of these."),
+]
+
+ETAG_HEADER = ResponseHeader(
+    name="ETag",
+    value='"1"',  # documentation only: gives the header its string schema
+    description='The version of what was answered: `"<version>"` for a task.',
+    required=True,
+    documentation_only=True,
+)
+
+
+def _etagged(
+    task: Task, status_code: int | None = None, headers: dict[str, str] | None = None
+) -> Response[TaskEnvelope]:
+    return JsonResponse(
+        TaskEnvelope(task), status_code=status_code, headers={"ETag": task_etag(task.version), **(headers or {})}
+    )
+
+
+async def _absent(tasks: TaskRepository, caller: Caller, task_id: int, if_match: list[int] | None) -> ApiError:
+    """Why a write found nothing to change: the task is gone (404), or If-Match named another version
+    of a task that exists (412). The write changed nothing either way."""
+    if if_match is not None and await tasks.get(caller, task_id) is not None:
+        return PreconditionFailed()
+    return NotFound()
 
 
 def _bounded(low: int, high: int, description: str) -> Any:
@@ -66,7 +103,8 @@ class TasksController(Controller):
         operation_id="ListTasks",
         operation_class=ApiOperation,
         summary="List my tasks",
-        responses=error_responses(400, 401, 422, 503),
+        responses={**error_responses(400, 401, 422, 503), **NOT_MODIFIED},
+        response_headers=[ETAG_HEADER],
     )
     async def list_tasks(
         self,
@@ -87,16 +125,32 @@ class TasksController(Controller):
         sort: Annotated[TaskSort, Parameter(description="Sort key; '-' means descending.")] = "-created_at",
         limit: Annotated[int, _bounded(1, 1000, "Page size.")] = 1000,
         offset: Annotated[int, _bounded(0, MAX_ID, "Tasks to skip.")] = 0,
+        if_none_match: IfNoneMatch = None,
     ) -> Response[TaskListEnvelope]:
-        """Newest first by default; ties broken by id. `completed` and `status` together must both hold."""
+        """Newest first by default; ties broken by id. `completed` and `status` together must both hold.
+        The ETag changes whenever any task of this list would (or one enters or leaves it)."""
         by_param = None if completed is None else completed == "true"
         by_status = _STATUS_COMPLETED[status]
-        if by_param is not None and by_status is not None and by_param != by_status:
-            # Both filters must hold, and together they hold for no task: an empty page, not an error.
-            return JsonResponse(TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset)))
         want = by_param if by_param is not None else by_status
-        rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
-        return JsonResponse(TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset)))
+        query = (want, q, sort, limit, offset)
+        if by_param is not None and by_status is not None and by_param != by_status:
+            # Both filters must hold, and together they hold for no task: an empty page, not an error,
+            # and one that never changes (position 0).
+            etag = list_etag(0, (by_param, by_status))
+            if none_match(if_none_match, etag):
+                return not_modified(etag)
+            page = TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset))
+            return JsonResponse(page, headers={"ETag": etag})
+        if if_none_match is not None:
+            # One small read answers a client whose copy is current, without running the list.
+            etag = list_etag(await tasks.change_position(request.user), query)
+            if none_match(if_none_match, etag):
+                return not_modified(etag)
+        rows, total, position = await tasks.list(
+            request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset
+        )
+        page = TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset))
+        return JsonResponse(page, headers={"ETag": list_etag(position, query)})
 
     @post(
         "/",
@@ -111,7 +165,8 @@ class TasksController(Controller):
                 description="The new task's URL.",
                 required=True,
                 documentation_only=True,
-            )
+            ),
+            ETAG_HEADER,
         ],
     )
     async def create_task(
@@ -119,40 +174,53 @@ class TasksController(Controller):
     ) -> Response[TaskEnvelope]:
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
         task = await tasks.create(request.user, data)
-        return JsonResponse(TaskEnvelope(task), status_code=201, headers={"Location": f"/api/tasks/{task.id}"})
+        return _etagged(task, 201, {"Location": f"/api/tasks/{task.id}"})
 
     @get(
         "/{task_id:int}",
         operation_id="GetTask",
         operation_class=ApiOperation,
         summary="Get one of my tasks",
-        responses=error_responses(401, 404, 503),
+        responses={**error_responses(401, 404, 503), **NOT_MODIFIED},
+        response_headers=[ETAG_HEADER],
     )
     async def get_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        task_id: TaskId,
+        if_none_match: IfNoneMatch = None,
     ) -> Response[TaskEnvelope]:
         task = await tasks.get(request.user, _existing_id(task_id))
         if task is None:
             raise NotFound()
-        return JsonResponse(TaskEnvelope(task))
+        if none_match(if_none_match, etag := task_etag(task.version)):
+            return not_modified(etag)
+        return _etagged(task)
 
     @put(
         "/{task_id:int}",
         operation_id="UpdateTask",
         summary="Replace a task's fields",
         operation_class=documented_body(TaskUpdate),
-        responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 404, 412, 413, 415, 422, 503),
+        response_headers=[ETAG_HEADER],
     )
     async def update_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        task_id: TaskId,
+        if_match: IfMatch = None,
     ) -> Response[TaskEnvelope]:
         """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
         task_id = _existing_id(task_id)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
-        task = await tasks.update(request.user, task_id, data)
+        versions = if_match_versions(if_match)
+        task = await tasks.update(request.user, task_id, data, versions)
         if task is None:
-            raise NotFound()
-        return JsonResponse(TaskEnvelope(task))
+            raise await _absent(tasks, request.user, task_id, versions)
+        return _etagged(task)
 
     @delete(
         "/{task_id:int}",
@@ -160,31 +228,43 @@ class TasksController(Controller):
         operation_class=ApiOperation,
         summary="Delete a task",
         status_code=204,
-        responses=error_responses(401, 404, 503),
+        responses=error_responses(401, 404, 412, 503),
     )
     async def delete_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        task_id: TaskId,
+        if_match: IfMatch = None,
     ) -> None:
-        if not await tasks.delete(request.user, _existing_id(task_id)):
-            raise NotFound()
+        task_id = _existing_id(task_id)
+        versions = if_match_versions(if_match)
+        if not await tasks.delete(request.user, task_id, versions):
+            raise await _absent(tasks, request.user, task_id, versions)
 
     @patch(
         "/{task_id:int}/complete",
         operation_id="CompleteTask",
         summary="Toggle, or set, a task's completion",
         operation_class=documented_body(CompletionChange, required=False, nullable=True),
-        responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 404, 412, 413, 415, 422, 503),
+        response_headers=[ETAG_HEADER],
     )
     async def complete_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        task_id: TaskId,
+        if_match: IfMatch = None,
     ) -> Response[TaskEnvelope]:
         """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
         task_id = _existing_id(task_id)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
+        versions = if_match_versions(if_match)
         if change is None or not isinstance(change.completed, bool):
-            task = await tasks.toggle_completed(request.user, task_id)
+            task = await tasks.toggle_completed(request.user, task_id, versions)
         else:
-            task = await tasks.set_completed(request.user, task_id, change.completed)
+            task = await tasks.set_completed(request.user, task_id, change.completed, versions)
         if task is None:
-            raise NotFound()
-        return JsonResponse(TaskEnvelope(task))
+            raise await _absent(tasks, request.user, task_id, versions)
+        return _etagged(task)

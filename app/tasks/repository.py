@@ -9,7 +9,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.auth.tokens import Caller
 from app.db import SqlFiles
-from app.tasks.schemas import Task, TaskCreate, TaskSort, TaskUpdate
+from app.tasks.schemas import TASK_COLUMNS, Task, TaskCreate, TaskSort, TaskUpdate
+
+# The versions a conditional write accepts (If-Match); None: any.
+Versions = list[int] | None
 
 _LIKE_ESCAPES = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
 
@@ -34,6 +37,7 @@ class TaskRepository:
         self._toggle = sql["tasks/toggle_completed"]
         self._set_completed = sql["tasks/set_completed"]
         self._delete = sql["tasks/delete"]
+        self._change_position = sql["sync/change_position"]
 
     async def _one(self, query: bytes, params: dict[str, Any]) -> Task | None:
         async with self.pool.connection() as conn:
@@ -68,8 +72,8 @@ class TaskRepository:
         sort: TaskSort,
         limit: int,
         offset: int,
-    ) -> tuple[list[Task], int]:
-        """One page and the total of the filtered set."""
+    ) -> tuple[list[Task], int, int]:
+        """One page, the total of the filtered set and the caller's change position (its ETag)."""
         params = {
             "user_id": caller.id,
             "completed": completed,
@@ -82,15 +86,27 @@ class TaskRepository:
             cur = await conn.execute(self._list, params, binary=True)
             rows = await cur.fetchall()
             if rows:
-                return [Task(*row[:7]) for row in rows], rows[0][7]
-            if offset == 0:
-                return [], 0
-            # Past the end: the window count has no row to ride on.
-            cur = await conn.execute(self._count, params, binary=True)
-            total_row = await cur.fetchone()
-        return [], total_row[0] if total_row else 0
+                first = rows[0]
+                return [Task(*row[:TASK_COLUMNS]) for row in rows], first[TASK_COLUMNS], first[TASK_COLUMNS + 1] or 0
+            # An empty page: the window count and the change position have no row to ride on.
+            total = 0
+            if offset > 0:
+                cur = await conn.execute(self._count, params, binary=True)
+                total_row = await cur.fetchone()
+                total = total_row[0] if total_row else 0
+            cur = await conn.execute(self._change_position, params, binary=True)
+            position = await cur.fetchone()
+        return [], total, position[0] if position else 0
 
-    async def update(self, caller: Caller, task_id: int, data: TaskUpdate) -> Task | None:
+    async def change_position(self, caller: Caller) -> int:
+        """The caller's change position: moves with every write to their tasks."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._change_position, {"user_id": caller.id}, binary=True)
+            row = await cur.fetchone()
+        return row[0] if row else 0
+
+    async def update(self, caller: Caller, task_id: int, data: TaskUpdate, if_match: Versions = None) -> Task | None:
+        """`if_match`: the versions the write may apply to (None: any); None back when none matched."""
         set_description = data.description is not UNSET
         return await self._one(
             self._update,
@@ -101,16 +117,21 @@ class TaskRepository:
                 "set_description": set_description,
                 "description": data.description if set_description else None,
                 "completed": data.completed if isinstance(data.completed, bool) else None,
+                "if_match": if_match,
             },
         )
 
-    async def toggle_completed(self, caller: Caller, task_id: int) -> Task | None:
-        return await self._one(self._toggle, {"user_id": caller.id, "id": task_id})
+    async def toggle_completed(self, caller: Caller, task_id: int, if_match: Versions = None) -> Task | None:
+        return await self._one(self._toggle, {"user_id": caller.id, "id": task_id, "if_match": if_match})
 
-    async def set_completed(self, caller: Caller, task_id: int, completed: bool) -> Task | None:
-        return await self._one(self._set_completed, {"user_id": caller.id, "id": task_id, "completed": completed})
+    async def set_completed(
+        self, caller: Caller, task_id: int, completed: bool, if_match: Versions = None
+    ) -> Task | None:
+        params = {"user_id": caller.id, "id": task_id, "completed": completed, "if_match": if_match}
+        return await self._one(self._set_completed, params)
 
-    async def delete(self, caller: Caller, task_id: int) -> bool:
+    async def delete(self, caller: Caller, task_id: int, if_match: Versions = None) -> bool:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self._delete, {"user_id": caller.id, "id": task_id}, binary=True)
+            params = {"user_id": caller.id, "id": task_id, "if_match": if_match}
+            cur = await conn.execute(self._delete, params, binary=True)
             return cur.rowcount == 1
