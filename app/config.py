@@ -50,6 +50,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_max_failed_attempts: int = 5
     auth_lockout_s: int = 900
     log_level: str = "INFO"
+    idempotency_ttl_s: int = 86_400
+    sync_tombstone_ttl_s: int = 2_592_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -133,6 +135,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             auth_max_failed_attempts=integer("AUTH_MAX_FAILED_ATTEMPTS", 5, minimum=1),
             auth_lockout_s=integer("AUTH_LOCKOUT_S", 900, minimum=1),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
+            idempotency_ttl_s=integer("IDEMPOTENCY_TTL_S", 86_400, minimum=1),
+            sync_tombstone_ttl_s=integer("SYNC_TOMBSTONE_TTL_S", 2_592_000, minimum=1),
         )
         settings.validate()
         return settings

@@ -10,7 +10,9 @@ import asyncio
 import logging
 import select
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import monotonic
@@ -173,6 +175,22 @@ def create_pool(settings: Settings, sql: SqlFiles) -> AsyncConnectionPool:
 async def open_pool(pool: AsyncConnectionPool) -> None:
     """Open without waiting for the database: the service starts (and /health answers) while it is down."""
     await pool.open(wait=False)
+
+
+# A connection a request has already taken, in a transaction (an idempotent write runs its
+# statements and the storing of its answer in one): statements reuse it instead of the pool.
+request_transaction: ContextVar[AsyncConnection[Any] | None] = ContextVar("request_transaction", default=None)
+
+
+@asynccontextmanager
+async def connection(pool: AsyncConnectionPool) -> AsyncIterator[AsyncConnection[Any]]:
+    """The request's transaction connection when there is one, else one from the pool."""
+    conn = request_transaction.get()
+    if conn is not None:
+        yield conn
+        return
+    async with pool.connection() as conn:
+        yield conn
 
 
 class DatabaseProbe:

@@ -29,6 +29,10 @@ from app.db import DatabaseProbe, SqlFiles, create_pool, open_pool
 from app.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
 from app.health import READY_TIMEOUT_S, HealthController
+from app.sync.changes import ChangeFeed
+from app.sync.controller import ChangesController
+from app.sync.idempotency import Idempotency
+from app.sync.purge import Purger
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
 
@@ -92,6 +96,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     sql = SqlFiles()
     pool = create_pool(settings, sql)
     tasks = TaskRepository(pool, sql)
+    idempotency = Idempotency(pool, sql, settings.idempotency_ttl_s)
+    changes = ChangeFeed(pool, sql, settings.sync_tombstone_ttl_s)
+    purger = Purger(
+        pool, sql, idempotency_ttl_s=settings.idempotency_ttl_s, tombstone_ttl_s=settings.sync_tombstone_ttl_s
+    )
     users = UserRepository(
         pool, sql, max_failed_attempts=settings.auth_max_failed_attempts, lockout_s=settings.auth_lockout_s
     )
@@ -111,10 +120,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path="/",
-        route_handlers=[TasksController, MeController, *accounts],
+        route_handlers=[TasksController, ChangesController, MeController, *accounts],
         middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
         dependencies={
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
+            "idempotency": Provide(lambda: idempotency, use_cache=True, sync_to_thread=False),
+            "changes": Provide(lambda: changes, use_cache=True, sync_to_thread=False),
             "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
             "passwords": Provide(lambda: passwords, use_cache=True, sync_to_thread=False),
             "tokens": Provide(lambda: tokens, use_cache=True, sync_to_thread=False),
@@ -123,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[api, HealthController, docs_redirect],
         # The verifier's lifespan prefetches the JWKS in the background and closes its client.
-        lifespan=[lifespan, verifier.lifespan],
+        lifespan=[lifespan, verifier.lifespan, purger.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[complete_allow_header],
         openapi_config=_openapi_config(),

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _encode = msgspec.json.Encoder().encode
+encode_json = _encode  # for answers stored as bytes (idempotent writes)
 _JSON = (b"content-type", b"application/json")
+_NO_CONTENT = frozenset({204, 304})
 
 
 class RawJsonResponse(ASGIResponse):
@@ -45,7 +47,10 @@ class RawJsonResponse(ASGIResponse):
         self.background = None
         self.is_head_response = False
         self._encoded_cookies = ()
-        self._raw_headers = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
+        if status_code in _NO_CONTENT:
+            self._raw_headers = list(headers)  # no body, hence no content headers (RFC 9110, 15.3.5/15.4.5)
+        else:
+            self._raw_headers = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
 
     def encode_headers(self) -> list[tuple[bytes, bytes]]:
         return self._raw_headers
@@ -97,39 +102,21 @@ class JsonResponse(Response[T]):
         return RawJsonResponse(_encode(self.content), self.status_code or status_code or 200, extra)
 
 
-class NotModifiedResponse(ASGIResponse):
-    """304: no body, no content headers, the current `ETag` (RFC 9110, section 15.4.5)."""
+class RawResponse(Response[None]):
+    """A `Response` whose status, body and headers are already final (a stored idempotent answer,
+    a 304): sent as a `RawJsonResponse`."""
 
-    __slots__ = ("_raw_headers",)
-
-    def __init__(self, etag: str) -> None:
-        self.body = b""
-        self.status_code = 304
-        self.background = None
-        self.is_head_response = False
-        self._encoded_cookies = ()
-        self._raw_headers = [(b"etag", etag.encode("latin-1"))]
-
-    def encode_headers(self) -> list[tuple[bytes, bytes]]:
-        return self._raw_headers
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 304, "headers": self._raw_headers})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class _NotModified(Response[None]):
-    def __init__(self, etag: str) -> None:
-        super().__init__(None, status_code=304)
-        self.etag = etag
+    def __init__(self, status_code: int, body: bytes = b"", headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        super().__init__(None, status_code=status_code)
+        self.raw = (body, status_code, list(headers))
 
     def to_asgi_response(self, app: Litestar | None, request: Request[Any, Any, Any], **_: Any) -> ASGIResponse:
-        return NotModifiedResponse(self.etag)
+        return RawJsonResponse(*self.raw)
 
 
 def not_modified(etag: str) -> Response[Any]:
-    """The answer to an `If-None-Match` that matched."""
-    return _NotModified(etag)
+    """The answer to an `If-None-Match` that matched: 304, the current `ETag`, no body."""
+    return RawResponse(304, headers=[(b"etag", etag.encode("latin-1"))])
 
 
 NOT_MODIFIED = {

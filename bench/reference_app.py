@@ -131,7 +131,7 @@ class ReferenceApp:
             cur = await conn.execute(self.q_list, params, binary=True)
             rows = await cur.fetchall()
         total = rows[0][TASK_COLUMNS] if rows else 0
-        etag = list_etag(rows[0][TASK_COLUMNS + 1] if rows else 0, (None, None, "-created_at", 1000, 0))
+        etag = list_etag((None, None, "-created_at", 1000, 0), total, [(row[0], row[7]) for row in rows])
         tasks = [Task(*row[:TASK_COLUMNS]) for row in rows]
         page = TaskListEnvelope(data=tasks, meta=ListMeta(total=total, limit=1000, offset=0))
         await self._send(send, 200, _encode(page), [(b"etag", etag.encode())])

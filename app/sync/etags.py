@@ -1,13 +1,15 @@
 """Entity tags and the conditional headers (RFC 9110, section 13): `If-Match`, `If-None-Match`.
 
-A task's ETag is its version, `"<version>"`. A list's ETag is the caller's change position (bumped
-by every write to their tasks, in the same statement) plus a digest of the query, so it changes
-whenever any task in that result would, and whenever a task enters or leaves it.
+A task's ETag is its version, `"<version>"`. A list's ETag is a digest of the query, the total and
+the (id, version) of every task on the page: it changes whenever any task in that result changes,
+enters or leaves it, and costs no database work (a few microseconds per page of 20).
 """
 
 from __future__ import annotations
 
 import re
+from array import array
+from collections.abc import Iterable
 from hashlib import blake2b
 
 # One entity-tag of a comma-separated list: optional weakness prefix, then the quoted opaque tag.
@@ -18,10 +20,11 @@ def task_etag(version: int) -> str:
     return f'"{version}"'
 
 
-def list_etag(change_seq: int, query: tuple[object, ...]) -> str:
-    """The ETag of a list answer: the caller's change position and which list it is."""
-    digest = blake2b(repr(query).encode(), digest_size=8).hexdigest()
-    return f'"{change_seq}.{digest}"'
+def list_etag(query: tuple[object, ...], total: int, tasks: Iterable[tuple[int, int]]) -> str:
+    """The ETag of a list answer: which list (`query`), its total, and each task's (id, version)."""
+    digest = blake2b(repr((query, total)).encode(), digest_size=12)
+    digest.update(array("q", [n for pair in tasks for n in pair]).tobytes())
+    return f'"{digest.hexdigest()}"'
 
 
 def _tags(header: str) -> list[tuple[bool, str]] | None:

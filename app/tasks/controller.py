@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter, Parameter
 
 from app.auth.tokens import Caller
 from app.body import ApiOperation, documented_body, read_json
 from app.errors import ApiError, NotFound, PreconditionFailed, error_responses
-from app.responses import NOT_MODIFIED, JsonResponse, not_modified
+from app.responses import NOT_MODIFIED, JsonResponse, RawResponse, not_modified
 from app.sync.etags import if_match_versions, list_etag, none_match, task_etag
+from app.sync.idempotency import IDEMPOTENCY_KEY_PATTERN, Idempotency
 from app.tasks.repository import TaskRepository
 from app.tasks.schemas import (
     FIELD_RULES,
@@ -44,6 +47,35 @@ IfNoneMatch = Annotated[
     HeaderParameter(name="If-None-Match", description="304 (no body) when the current ETag is one of these."),
 ]
 
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description=(
+            "1-255 visible ASCII characters, unique per intended write. A retry with the same key and "
+            "the same request gets the first answer again (`Idempotent-Replayed: true`) and changes "
+            "nothing; 409 while the first is still running; 422 if the key was used for another request."
+        ),
+    ),
+]
+_DELETED = RawResponse(204)
+# Litestar documents a `Response[None]` as a JSON null; a 204 has no body at all.
+_NO_CONTENT = {204: ResponseSpec(data_container=None, description="Deleted; no body.", generate_examples=False)}
+
+
+async def _once(
+    request: Request[Caller, Any, Any],
+    idempotency: Idempotency,
+    key: str | None,
+    write: Callable[[], Awaitable[Response[Any]]],
+) -> Response[Any]:
+    """Run `write`, through the idempotency store when the client sent a key."""
+    if key is None:
+        return await write()
+    return await idempotency.run(request, key, write)
+
+
 ETAG_HEADER = ResponseHeader(
     name="ETag",
     value='"1"',  # documentation only: gives the header its string schema
@@ -59,6 +91,15 @@ def _etagged(
     return JsonResponse(
         TaskEnvelope(task), status_code=status_code, headers={"ETag": task_etag(task.version), **(headers or {})}
     )
+
+
+REPLAYED_HEADER = ResponseHeader(
+    name="Idempotent-Replayed",
+    value="true",
+    description="Present (true) when this is the stored answer of an earlier request with the same Idempotency-Key.",
+    required=False,
+    documentation_only=True,
+)
 
 
 async def _absent(tasks: TaskRepository, caller: Caller, task_id: int, if_match: list[int] | None) -> ApiError:
@@ -132,32 +173,24 @@ class TasksController(Controller):
         by_param = None if completed is None else completed == "true"
         by_status = _STATUS_COMPLETED[status]
         want = by_param if by_param is not None else by_status
-        query = (want, q, sort, limit, offset)
         if by_param is not None and by_status is not None and by_param != by_status:
-            # Both filters must hold, and together they hold for no task: an empty page, not an error,
-            # and one that never changes (position 0).
-            etag = list_etag(0, (by_param, by_status))
-            if none_match(if_none_match, etag):
-                return not_modified(etag)
-            page = TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset))
-            return JsonResponse(page, headers={"ETag": etag})
-        if if_none_match is not None:
-            # One small read answers a client whose copy is current, without running the list.
-            etag = list_etag(await tasks.change_position(request.user), query)
-            if none_match(if_none_match, etag):
-                return not_modified(etag)
-        rows, total, position = await tasks.list(
-            request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset
-        )
+            # Both filters must hold, and together they hold for no task: an empty page, not an error.
+            rows: list[Task] = []
+            total = 0
+        else:
+            rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
+        etag = list_etag((want, q, sort, limit, offset), total, [(task.id, task.version) for task in rows])
+        if none_match(if_none_match, etag):
+            return not_modified(etag)
         page = TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset))
-        return JsonResponse(page, headers={"ETag": list_etag(position, query)})
+        return JsonResponse(page, headers={"ETag": etag})
 
     @post(
         "/",
         operation_id="CreateTask",
         summary="Create a task",
         operation_class=documented_body(TaskCreate),
-        responses=error_responses(400, 401, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 409, 413, 415, 422, 503),
         response_headers=[
             ResponseHeader(
                 name="Location",
@@ -167,14 +200,23 @@ class TasksController(Controller):
                 documentation_only=True,
             ),
             ETAG_HEADER,
+            REPLAYED_HEADER,
         ],
     )
     async def create_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository]
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        idempotency: NamedDependency[Idempotency],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskEnvelope]:
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
-        task = await tasks.create(request.user, data)
-        return _etagged(task, 201, {"Location": f"/api/tasks/{task.id}"})
+
+        async def write() -> Response[Any]:
+            task = await tasks.create(request.user, data)
+            return _etagged(task, 201, {"Location": f"/api/tasks/{task.id}"})
+
+        return await _once(request, idempotency, idempotency_key, write)
 
     @get(
         "/{task_id:int}",
@@ -203,24 +245,30 @@ class TasksController(Controller):
         operation_id="UpdateTask",
         summary="Replace a task's fields",
         operation_class=documented_body(TaskUpdate),
-        responses=error_responses(400, 401, 404, 412, 413, 415, 422, 503),
-        response_headers=[ETAG_HEADER],
+        responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 503),
+        response_headers=[ETAG_HEADER, REPLAYED_HEADER],
     )
     async def update_task(
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
+        idempotency: NamedDependency[Idempotency],
         if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskEnvelope]:
         """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
         task_id = _existing_id(task_id)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
         versions = if_match_versions(if_match)
-        task = await tasks.update(request.user, task_id, data, versions)
-        if task is None:
-            raise await _absent(tasks, request.user, task_id, versions)
-        return _etagged(task)
+
+        async def write() -> Response[Any]:
+            task = await tasks.update(request.user, task_id, data, versions)
+            if task is None:
+                raise await _absent(tasks, request.user, task_id, versions)
+            return _etagged(task)
+
+        return await _once(request, idempotency, idempotency_key, write)
 
     @delete(
         "/{task_id:int}",
@@ -228,43 +276,56 @@ class TasksController(Controller):
         operation_class=ApiOperation,
         summary="Delete a task",
         status_code=204,
-        responses=error_responses(401, 404, 412, 503),
+        responses={**error_responses(401, 404, 409, 412, 422, 503), **_NO_CONTENT},
     )
     async def delete_task(
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
+        idempotency: NamedDependency[Idempotency],
         if_match: IfMatch = None,
-    ) -> None:
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[None]:
         task_id = _existing_id(task_id)
         versions = if_match_versions(if_match)
-        if not await tasks.delete(request.user, task_id, versions):
-            raise await _absent(tasks, request.user, task_id, versions)
+
+        async def write() -> Response[Any]:
+            if not await tasks.delete(request.user, task_id, versions):
+                raise await _absent(tasks, request.user, task_id, versions)
+            return _DELETED
+
+        return await _once(request, idempotency, idempotency_key, write)
 
     @patch(
         "/{task_id:int}/complete",
         operation_id="CompleteTask",
         summary="Toggle, or set, a task's completion",
         operation_class=documented_body(CompletionChange, required=False, nullable=True),
-        responses=error_responses(400, 401, 404, 412, 413, 415, 422, 503),
-        response_headers=[ETAG_HEADER],
+        responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 503),
+        response_headers=[ETAG_HEADER, REPLAYED_HEADER],
     )
     async def complete_task(
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
+        idempotency: NamedDependency[Idempotency],
         if_match: IfMatch = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskEnvelope]:
         """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
         task_id = _existing_id(task_id)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
         versions = if_match_versions(if_match)
-        if change is None or not isinstance(change.completed, bool):
-            task = await tasks.toggle_completed(request.user, task_id, versions)
-        else:
-            task = await tasks.set_completed(request.user, task_id, change.completed, versions)
-        if task is None:
-            raise await _absent(tasks, request.user, task_id, versions)
-        return _etagged(task)
+
+        async def write() -> Response[Any]:
+            if change is None or not isinstance(change.completed, bool):
+                task = await tasks.toggle_completed(request.user, task_id, versions)
+            else:
+                task = await tasks.set_completed(request.user, task_id, change.completed, versions)
+            if task is None:
+                raise await _absent(tasks, request.user, task_id, versions)
+            return _etagged(task)
+
+        return await _once(request, idempotency, idempotency_key, write)

@@ -8,7 +8,7 @@ from msgspec import UNSET
 from psycopg_pool import AsyncConnectionPool
 
 from app.auth.tokens import Caller
-from app.db import SqlFiles
+from app.db import SqlFiles, connection
 from app.tasks.schemas import TASK_COLUMNS, Task, TaskCreate, TaskSort, TaskUpdate
 
 # The versions a conditional write accepts (If-Match); None: any.
@@ -37,10 +37,9 @@ class TaskRepository:
         self._toggle = sql["tasks/toggle_completed"]
         self._set_completed = sql["tasks/set_completed"]
         self._delete = sql["tasks/delete"]
-        self._change_position = sql["sync/change_position"]
 
     async def _one(self, query: bytes, params: dict[str, Any]) -> Task | None:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(query, params, binary=True)
             row = await cur.fetchone()
         return None if row is None else Task(*row)
@@ -72,8 +71,8 @@ class TaskRepository:
         sort: TaskSort,
         limit: int,
         offset: int,
-    ) -> tuple[list[Task], int, int]:
-        """One page, the total of the filtered set and the caller's change position (its ETag)."""
+    ) -> tuple[list[Task], int]:
+        """One page and the total of the filtered set."""
         params = {
             "user_id": caller.id,
             "completed": completed,
@@ -82,28 +81,17 @@ class TaskRepository:
             "limit": limit,
             "offset": offset,
         }
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             cur = await conn.execute(self._list, params, binary=True)
             rows = await cur.fetchall()
             if rows:
-                first = rows[0]
-                return [Task(*row[:TASK_COLUMNS]) for row in rows], first[TASK_COLUMNS], first[TASK_COLUMNS + 1] or 0
-            # An empty page: the window count and the change position have no row to ride on.
-            total = 0
-            if offset > 0:
-                cur = await conn.execute(self._count, params, binary=True)
-                total_row = await cur.fetchone()
-                total = total_row[0] if total_row else 0
-            cur = await conn.execute(self._change_position, params, binary=True)
-            position = await cur.fetchone()
-        return [], total, position[0] if position else 0
-
-    async def change_position(self, caller: Caller) -> int:
-        """The caller's change position: moves with every write to their tasks."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(self._change_position, {"user_id": caller.id}, binary=True)
-            row = await cur.fetchone()
-        return row[0] if row else 0
+                return [Task(*row[:TASK_COLUMNS]) for row in rows], rows[0][TASK_COLUMNS]
+            if offset == 0:
+                return [], 0
+            # Past the end: the window count has no row to ride on.
+            cur = await conn.execute(self._count, params, binary=True)
+            total_row = await cur.fetchone()
+        return [], total_row[0] if total_row else 0
 
     async def update(self, caller: Caller, task_id: int, data: TaskUpdate, if_match: Versions = None) -> Task | None:
         """`if_match`: the versions the write may apply to (None: any); None back when none matched."""
@@ -131,7 +119,9 @@ class TaskRepository:
         return await self._one(self._set_completed, params)
 
     async def delete(self, caller: Caller, task_id: int, if_match: Versions = None) -> bool:
-        async with self.pool.connection() as conn:
+        async with connection(self.pool) as conn:
             params = {"user_id": caller.id, "id": task_id, "if_match": if_match}
             cur = await conn.execute(self._delete, params, binary=True)
-            return cur.rowcount == 1
+            # The returned row, not rowcount: in a pipelined transaction (idempotent writes) the
+            # count is only known once a result has been fetched.
+            return await cur.fetchone() is not None

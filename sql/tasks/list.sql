@@ -1,10 +1,8 @@
--- One page of the caller's tasks plus the total of the filtered set (window count) and the
--- caller's change position (the list's ETag).
+-- One page of the caller's tasks plus the total of the filtered set (window count).
 -- %(completed)s: NULL = any; %(pattern)s: an ILIKE pattern already escaped, NULL = no search.
 -- Ties are broken by id in the direction of the sort, so paging is stable.
 SELECT id, user_id, title, description, completed, created_at, updated_at, version,
-       count(*) OVER () AS total,
-       (SELECT change_seq FROM users WHERE id = %(user_id)s) AS change_seq
+       count(*) OVER () AS total
 FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
