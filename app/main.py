@@ -124,7 +124,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
         dependencies={
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
-            "idempotency": Provide(lambda: idempotency, use_cache=True, sync_to_thread=False),
             "changes": Provide(lambda: changes, use_cache=True, sync_to_thread=False),
             "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
             "passwords": Provide(lambda: passwords, use_cache=True, sync_to_thread=False),
@@ -147,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.probe = DatabaseProbe(pool, sql, READY_TIMEOUT_S)
+    app.state.idempotency = idempotency
     # The edge wraps Litestar's whole handler (routing included), so 404/405 get its headers too.
     app.asgi_handler = EdgeMiddleware(app.asgi_handler, settings.cors_origins)
     return app

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
+from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import HeaderParameter, Parameter
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import Parameter as OpenAPIParameter
+from litestar.params import Parameter
 
 from app.auth.tokens import Caller
-from app.body import ApiOperation, documented_body, read_json
-from app.errors import ApiError, NotFound, PreconditionFailed, error_responses
+from app.body import ApiOperation, documented_body, documented_headers, header_value, read_json
+from app.errors import ApiError, FieldError, InvalidInput, NotFound, PreconditionFailed, error_responses
 from app.responses import NOT_MODIFIED, JsonResponse, RawResponse, not_modified
 from app.sync.etags import if_match_versions, list_etag, none_match, task_etag
 from app.sync.idempotency import IDEMPOTENCY_KEY_PATTERN, Idempotency
@@ -35,44 +39,51 @@ MAX_ID = 2**63 - 1  # ids are bigint; anything larger cannot exist
 _TOGGLE = CompletionChange()
 
 TaskId = Annotated[int, Parameter(description="The task's id (a positive integer).")]
-IfMatch = Annotated[
-    str | None,
-    HeaderParameter(
-        name="If-Match",
-        description='Apply only if the task\'s ETag is one of these (`"3"`, or `*` for any): else 412.',
+IF_MATCH = OpenAPIParameter(
+    name="If-Match",
+    param_in=ParamType.HEADER,
+    schema=Schema(type=OpenAPIType.STRING),
+    description='Apply only if the task\'s ETag is one of these (`"3"`, or `*` for any): else 412.',
+)
+IF_NONE_MATCH = OpenAPIParameter(
+    name="If-None-Match",
+    param_in=ParamType.HEADER,
+    schema=Schema(type=OpenAPIType.STRING),
+    description="304 (no body) when the current ETag is one of these.",
+)
+IDEMPOTENCY_KEY = OpenAPIParameter(
+    name="Idempotency-Key",
+    param_in=ParamType.HEADER,
+    schema=Schema(type=OpenAPIType.STRING, pattern=IDEMPOTENCY_KEY_PATTERN),
+    description=(
+        "1-255 visible ASCII characters, unique per intended write. A retry with the same key and "
+        "the same request gets the first answer again (`Idempotent-Replayed: true`) and changes "
+        "nothing; 409 while the first is still running; 422 if the key was used for another request."
     ),
-]
-IfNoneMatch = Annotated[
-    str | None,
-    HeaderParameter(name="If-None-Match", description="304 (no body) when the current ETag is one of these."),
-]
+)
+_VALID_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name="Idempotency-Key",
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description=(
-            "1-255 visible ASCII characters, unique per intended write. A retry with the same key and "
-            "the same request gets the first answer again (`Idempotent-Replayed: true`) and changes "
-            "nothing; 409 while the first is still running; 422 if the key was used for another request."
-        ),
-    ),
-]
+
+def _idempotency_key(request: Request[Caller, Any, Any]) -> str | None:
+    """The request's Idempotency-Key, if any; 422 (nothing done) when it is not 1-255 visible ASCII."""
+    key = header_value(request, b"idempotency-key")
+    if key is not None and not _VALID_KEY.match(key):
+        raise InvalidInput([FieldError("Idempotency-Key", "Idempotency-Key must be 1-255 visible ASCII characters")])
+    return key
+
+
 _DELETED = RawResponse(204)
 # Litestar documents a `Response[None]` as a JSON null; a 204 has no body at all.
 _NO_CONTENT = {204: ResponseSpec(data_container=None, description="Deleted; no body.", generate_examples=False)}
 
 
 async def _once(
-    request: Request[Caller, Any, Any],
-    idempotency: Idempotency,
-    key: str | None,
-    write: Callable[[], Awaitable[Response[Any]]],
+    request: Request[Caller, Any, Any], key: str | None, write: Callable[[], Awaitable[Response[Any]]]
 ) -> Response[Any]:
     """Run `write`, through the idempotency store when the client sent a key."""
     if key is None:
         return await write()
+    idempotency: Idempotency = request.app.state.idempotency
     return await idempotency.run(request, key, write)
 
 
@@ -142,7 +153,7 @@ class TasksController(Controller):
     @get(
         "/",
         operation_id="ListTasks",
-        operation_class=ApiOperation,
+        operation_class=documented_headers(ApiOperation, IF_NONE_MATCH),
         summary="List my tasks",
         responses={**error_responses(400, 401, 422, 503), **NOT_MODIFIED},
         response_headers=[ETAG_HEADER],
@@ -166,7 +177,6 @@ class TasksController(Controller):
         sort: Annotated[TaskSort, Parameter(description="Sort key; '-' means descending.")] = "-created_at",
         limit: Annotated[int, _bounded(1, 1000, "Page size.")] = 1000,
         offset: Annotated[int, _bounded(0, MAX_ID, "Tasks to skip.")] = 0,
-        if_none_match: IfNoneMatch = None,
     ) -> Response[TaskListEnvelope]:
         """Newest first by default; ties broken by id. `completed` and `status` together must both hold.
         The ETag changes whenever any task of this list would (or one enters or leaves it)."""
@@ -180,7 +190,7 @@ class TasksController(Controller):
         else:
             rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
         etag = list_etag((want, q, sort, limit, offset), total, [(task.id, task.version) for task in rows])
-        if none_match(if_none_match, etag):
+        if none_match(header_value(request, b"if-none-match"), etag):
             return not_modified(etag)
         page = TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset))
         return JsonResponse(page, headers={"ETag": etag})
@@ -189,7 +199,7 @@ class TasksController(Controller):
         "/",
         operation_id="CreateTask",
         summary="Create a task",
-        operation_class=documented_body(TaskCreate),
+        operation_class=documented_headers(documented_body(TaskCreate), IDEMPOTENCY_KEY),
         responses=error_responses(400, 401, 409, 413, 415, 422, 503),
         response_headers=[
             ResponseHeader(
@@ -207,21 +217,20 @@ class TasksController(Controller):
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
-        idempotency: NamedDependency[Idempotency],
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskEnvelope]:
+        idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
 
         async def write() -> Response[Any]:
             task = await tasks.create(request.user, data)
             return _etagged(task, 201, {"Location": f"/api/tasks/{task.id}"})
 
-        return await _once(request, idempotency, idempotency_key, write)
+        return await _once(request, idempotency_key, write)
 
     @get(
         "/{task_id:int}",
         operation_id="GetTask",
-        operation_class=ApiOperation,
+        operation_class=documented_headers(ApiOperation, IF_NONE_MATCH),
         summary="Get one of my tasks",
         responses={**error_responses(401, 404, 503), **NOT_MODIFIED},
         response_headers=[ETAG_HEADER],
@@ -231,12 +240,11 @@ class TasksController(Controller):
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
-        if_none_match: IfNoneMatch = None,
     ) -> Response[TaskEnvelope]:
         task = await tasks.get(request.user, _existing_id(task_id))
         if task is None:
             raise NotFound()
-        if none_match(if_none_match, etag := task_etag(task.version)):
+        if none_match(header_value(request, b"if-none-match"), etag := task_etag(task.version)):
             return not_modified(etag)
         return _etagged(task)
 
@@ -244,7 +252,7 @@ class TasksController(Controller):
         "/{task_id:int}",
         operation_id="UpdateTask",
         summary="Replace a task's fields",
-        operation_class=documented_body(TaskUpdate),
+        operation_class=documented_headers(documented_body(TaskUpdate), IF_MATCH, IDEMPOTENCY_KEY),
         responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 503),
         response_headers=[ETAG_HEADER, REPLAYED_HEADER],
     )
@@ -253,14 +261,12 @@ class TasksController(Controller):
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
-        idempotency: NamedDependency[Idempotency],
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskEnvelope]:
         """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
         task_id = _existing_id(task_id)
+        idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
-        versions = if_match_versions(if_match)
+        versions = if_match_versions(header_value(request, b"if-match"))
 
         async def write() -> Response[Any]:
             task = await tasks.update(request.user, task_id, data, versions)
@@ -268,12 +274,12 @@ class TasksController(Controller):
                 raise await _absent(tasks, request.user, task_id, versions)
             return _etagged(task)
 
-        return await _once(request, idempotency, idempotency_key, write)
+        return await _once(request, idempotency_key, write)
 
     @delete(
         "/{task_id:int}",
         operation_id="DeleteTask",
-        operation_class=ApiOperation,
+        operation_class=documented_headers(ApiOperation, IF_MATCH, IDEMPOTENCY_KEY),
         summary="Delete a task",
         status_code=204,
         responses={**error_responses(401, 404, 409, 412, 422, 503), **_NO_CONTENT},
@@ -283,25 +289,25 @@ class TasksController(Controller):
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
-        idempotency: NamedDependency[Idempotency],
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[None]:
         task_id = _existing_id(task_id)
-        versions = if_match_versions(if_match)
+        idempotency_key = _idempotency_key(request)
+        versions = if_match_versions(header_value(request, b"if-match"))
 
         async def write() -> Response[Any]:
             if not await tasks.delete(request.user, task_id, versions):
                 raise await _absent(tasks, request.user, task_id, versions)
             return _DELETED
 
-        return await _once(request, idempotency, idempotency_key, write)
+        return await _once(request, idempotency_key, write)
 
     @patch(
         "/{task_id:int}/complete",
         operation_id="CompleteTask",
         summary="Toggle, or set, a task's completion",
-        operation_class=documented_body(CompletionChange, required=False, nullable=True),
+        operation_class=documented_headers(
+            documented_body(CompletionChange, required=False, nullable=True), IF_MATCH, IDEMPOTENCY_KEY
+        ),
         responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 503),
         response_headers=[ETAG_HEADER, REPLAYED_HEADER],
     )
@@ -310,14 +316,12 @@ class TasksController(Controller):
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
-        idempotency: NamedDependency[Idempotency],
-        if_match: IfMatch = None,
-        idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskEnvelope]:
         """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
         task_id = _existing_id(task_id)
+        idempotency_key = _idempotency_key(request)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
-        versions = if_match_versions(if_match)
+        versions = if_match_versions(header_value(request, b"if-match"))
 
         async def write() -> Response[Any]:
             if change is None or not isinstance(change.completed, bool):
@@ -328,4 +332,4 @@ class TasksController(Controller):
                 raise await _absent(tasks, request.user, task_id, versions)
             return _etagged(task)
 
-        return await _once(request, idempotency, idempotency_key, write)
+        return await _once(request, idempotency_key, write)
