@@ -1,7 +1,7 @@
 """Settings: read once from the environment (and an optional `.env`), validated at start-up.
 
-This is the only module that reads `os.environ`. Every name here is fixed by the contract
-(`CONTRACT.md`, "Configuration"); `.env.example` documents each one with its default.
+This is the only module that reads `os.environ`. The names are fixed (tools outside the project
+rely on them); `.env.example` and the README's configuration table document each one with its default.
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     auth_max_failed_attempts: int = 5
     auth_lockout_s: int = 900
+    auth_max_failed_per_email: int = 100
+    auth_rate_per_min: int = 30
+    # Password hashes waiting for a thread beyond those running; more are refused at once (503).
+    auth_hash_queue: int = 8
+    tasks_max_per_user: int = 10_000
+    write_rate_per_min: int = 600
     log_level: str = "INFO"
     idempotency_ttl_s: int = 86_400
     sync_tombstone_ttl_s: int = 2_592_000
@@ -134,6 +140,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=integer("MAX_BODY_BYTES", 1_048_576, minimum=1),
             auth_max_failed_attempts=integer("AUTH_MAX_FAILED_ATTEMPTS", 5, minimum=1),
             auth_lockout_s=integer("AUTH_LOCKOUT_S", 900, minimum=1),
+            auth_max_failed_per_email=integer("AUTH_MAX_FAILED_PER_EMAIL", 100, minimum=1),
+            auth_rate_per_min=integer("AUTH_RATE_PER_MIN", 30, minimum=1),
+            auth_hash_queue=integer("AUTH_HASH_QUEUE", 8),
+            tasks_max_per_user=integer("TASKS_MAX_PER_USER", 10_000, minimum=1),
+            write_rate_per_min=integer("WRITE_RATE_PER_MIN", 600, minimum=1),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
             idempotency_ttl_s=integer("IDEMPOTENCY_TTL_S", 86_400, minimum=1),
             sync_tombstone_ttl_s=integer("SYNC_TOMBSTONE_TTL_S", 2_592_000, minimum=1),

@@ -9,6 +9,7 @@ traceback, SQL text, driver message or secret reaches a client.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -117,6 +118,18 @@ class PreconditionFailed(ApiError):
 class ServiceUnavailable(ApiError):
     def __init__(self, message: str | None = None) -> None:
         super().__init__(503, message, headers={"Retry-After": RETRY_AFTER_S})
+
+
+class RateLimited(ApiError):
+    """429 with `Retry-After` in whole seconds (at least 1)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(429, message, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+
+
+class QuotaExceeded(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(409, message, code="QUOTA_EXCEEDED")
 
 
 _encoder = msgspec.json.Encoder()

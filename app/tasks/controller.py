@@ -17,7 +17,17 @@ from litestar.params import Parameter
 
 from app.auth.tokens import Caller
 from app.body import ApiOperation, documented_body, documented_headers, header_value, read_json
-from app.errors import ApiError, FieldError, InvalidInput, NotFound, PreconditionFailed, error_responses
+from app.errors import (
+    ApiError,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    QuotaExceeded,
+    RateLimited,
+    error_responses,
+)
+from app.rate_limit import ConcurrencyLimit, RateLimiter
 from app.responses import NOT_MODIFIED, JsonResponse, RawResponse, not_modified
 from app.sync.etags import if_match_versions, list_etag, none_match, task_etag
 from app.sync.idempotency import IDEMPOTENCY_KEY_PATTERN, Idempotency
@@ -36,6 +46,7 @@ from app.tasks.schemas import (
 )
 
 MAX_ID = 2**63 - 1  # ids are bigint; anything larger cannot exist
+Q_MAX_CHARS = 200
 _TOGGLE = CompletionChange()
 
 TaskId = Annotated[int, Parameter(description="The task's id (a positive integer).")]
@@ -128,6 +139,13 @@ def _bounded(low: int, high: int, description: str) -> Any:
     return Parameter(ge=low, le=high, description=description, schema_extra={"minimum": low, "maximum": high})
 
 
+def _count_write(write_rate: RateLimiter, caller: Caller) -> None:
+    """WRITE_RATE_PER_MIN, per user and per worker process: 429 before the request does anything."""
+    wait = write_rate.take(caller.id)
+    if wait is not None:
+        raise RateLimited("Too many task changes; retry later.", wait)
+
+
 def _existing_id(task_id: int) -> int:
     """Ids that cannot exist are simply not found (and never reach SQL as an out-of-range bigint)."""
     if not 0 < task_id <= MAX_ID:
@@ -155,13 +173,14 @@ class TasksController(Controller):
         operation_id="ListTasks",
         operation_class=documented_headers(ApiOperation, IF_NONE_MATCH),
         summary="List my tasks",
-        responses={**error_responses(400, 401, 422, 503), **NOT_MODIFIED},
+        responses={**error_responses(400, 401, 422, 429, 503), **NOT_MODIFIED},
         response_headers=[ETAG_HEADER],
     )
     async def list_tasks(
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
+        searches: NamedDependency[ConcurrencyLimit],
         completed: Annotated[
             Literal["true", "false"] | None,
             Parameter(description="Only completed (true) or pending (false)."),
@@ -171,7 +190,9 @@ class TasksController(Controller):
             str | None,
             Parameter(
                 pattern=r"^[^\x00]*$",
-                description="Case-insensitive substring of title or description; % and _ are literal.",
+                max_length=Q_MAX_CHARS,
+                description="Case-insensitive substring of title or description, at most 200 characters; "
+                "% and _ are literal.",
             ),
         ] = None,
         sort: Annotated[TaskSort, Parameter(description="Sort key; '-' means descending.")] = "-created_at",
@@ -187,6 +208,9 @@ class TasksController(Controller):
             # Both filters must hold, and together they hold for no task: an empty page, not an error.
             rows: list[Task] = []
             total = 0
+        elif q:
+            async with searches.hold(request.user.id):
+                rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
         else:
             rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
         etag = list_etag((want, q, sort, limit, offset), total, [(task.id, task.version) for task in rows])
@@ -200,7 +224,7 @@ class TasksController(Controller):
         operation_id="CreateTask",
         summary="Create a task",
         operation_class=documented_headers(documented_body(TaskCreate), IDEMPOTENCY_KEY),
-        responses=error_responses(400, 401, 409, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
         response_headers=[
             ResponseHeader(
                 name="Location",
@@ -217,12 +241,17 @@ class TasksController(Controller):
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
+        write_rate: NamedDependency[RateLimiter],
     ) -> Response[TaskEnvelope]:
+        """409 `QUOTA_EXCEEDED` when the caller already has TASKS_MAX_PER_USER tasks."""
+        _count_write(write_rate, request.user)
         idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
 
         async def write() -> Response[Any]:
             task = await tasks.create(request.user, data)
+            if task is None:
+                raise QuotaExceeded(f"You have reached the limit of {tasks.max_tasks} tasks; delete some first.")
             return _etagged(task, 201, {"Location": f"/api/tasks/{task.id}"})
 
         return await _once(request, idempotency_key, write)
@@ -253,17 +282,19 @@ class TasksController(Controller):
         operation_id="UpdateTask",
         summary="Replace a task's fields",
         operation_class=documented_headers(documented_body(TaskUpdate), IF_MATCH, IDEMPOTENCY_KEY),
-        responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 429, 503),
         response_headers=[ETAG_HEADER, REPLAYED_HEADER],
     )
     async def update_task(
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
+        write_rate: NamedDependency[RateLimiter],
         task_id: TaskId,
     ) -> Response[TaskEnvelope]:
         """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
         task_id = _existing_id(task_id)
+        _count_write(write_rate, request.user)
         idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
         versions = if_match_versions(header_value(request, b"if-match"))
@@ -282,15 +313,17 @@ class TasksController(Controller):
         operation_class=documented_headers(ApiOperation, IF_MATCH, IDEMPOTENCY_KEY),
         summary="Delete a task",
         status_code=204,
-        responses={**error_responses(401, 404, 409, 412, 422, 503), **_NO_CONTENT},
+        responses={**error_responses(401, 404, 409, 412, 422, 429, 503), **_NO_CONTENT},
     )
     async def delete_task(
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
+        write_rate: NamedDependency[RateLimiter],
         task_id: TaskId,
     ) -> Response[None]:
         task_id = _existing_id(task_id)
+        _count_write(write_rate, request.user)
         idempotency_key = _idempotency_key(request)
         versions = if_match_versions(header_value(request, b"if-match"))
 
@@ -308,17 +341,19 @@ class TasksController(Controller):
         operation_class=documented_headers(
             documented_body(CompletionChange, required=False, nullable=True), IF_MATCH, IDEMPOTENCY_KEY
         ),
-        responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 429, 503),
         response_headers=[ETAG_HEADER, REPLAYED_HEADER],
     )
     async def complete_task(
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
+        write_rate: NamedDependency[RateLimiter],
         task_id: TaskId,
     ) -> Response[TaskEnvelope]:
         """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
         task_id = _existing_id(task_id)
+        _count_write(write_rate, request.user)
         idempotency_key = _idempotency_key(request)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
         versions = if_match_versions(header_value(request, b"if-match"))
