@@ -56,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tasks_max_per_user: int = 10_000
     write_rate_per_min: int = 600
     log_level: str = "INFO"
+    idempotency_ttl_s: int = 86_400
+    sync_tombstone_ttl_s: int = 2_592_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -144,6 +146,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             tasks_max_per_user=integer("TASKS_MAX_PER_USER", 10_000, minimum=1),
             write_rate_per_min=integer("WRITE_RATE_PER_MIN", 600, minimum=1),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
+            idempotency_ttl_s=integer("IDEMPOTENCY_TTL_S", 86_400, minimum=1),
+            sync_tombstone_ttl_s=integer("SYNC_TOMBSTONE_TTL_S", 2_592_000, minimum=1),
         )
         settings.validate()
         return settings

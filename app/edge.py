@@ -27,8 +27,10 @@ from app.errors import error_body
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
-ALLOWED_HEADERS = "Authorization, Content-Type"
-_ALLOWED_HEADER_SET = frozenset({"authorization", "content-type"})
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID, If-Match, If-None-Match, Idempotency-Key, Last-Event-ID"
+_ALLOWED_HEADER_SET = frozenset(h.strip().lower() for h in ALLOWED_HEADERS.split(","))
+# Response headers a browser script may read (beyond the CORS-safelisted ones).
+EXPOSED_HEADERS = b"Location, Retry-After, X-Request-ID, ETag, Idempotent-Replayed"
 _ALLOWED_METHOD_SET = frozenset(m.strip() for m in ALLOWED_METHODS.split(","))
 PREFLIGHT_MAX_AGE = "600"
 
@@ -87,6 +89,7 @@ class EdgeMiddleware:
             assert origin is not None
             extra.append((b"access-control-allow-origin", origin))
             extra.append((b"access-control-allow-credentials", b"true"))
+            extra.append((b"access-control-expose-headers", EXPOSED_HEADERS))
 
         if http_scope["method"] == "OPTIONS" and origin is not None and preflight_method is not None:
             await self._preflight(send, extra, allowed, preflight_method, preflight_headers)

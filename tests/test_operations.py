@@ -89,7 +89,30 @@ def test_preflight_from_an_allowed_origin(client: httpx.Client) -> None:
     methods = {m.strip() for m in response.headers["access-control-allow-methods"].split(",")}
     assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
     allowed_headers = {h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")}
-    assert allowed_headers == {"authorization", "content-type"}
+    assert allowed_headers == {
+        "authorization",
+        "content-type",
+        "x-request-id",
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+        "last-event-id",
+    }
+
+
+def test_cors_allows_and_exposes_the_sync_headers(client: httpx.Client, user: User) -> None:
+    preflight = client.options(
+        "/api/tasks/1",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "if-match, idempotency-key, content-type, authorization",
+        },
+    )
+    assert preflight.status_code == 204
+    created = client.post("/api/tasks", json={"title": "t"}, headers={**user.headers, "Origin": ALLOWED})
+    exposed = {h.strip().lower() for h in created.headers["access-control-expose-headers"].split(",")}
+    assert {"etag", "idempotent-replayed", "location", "retry-after", "x-request-id"} <= exposed
 
 
 def test_preflight_from_another_origin_gets_no_cors_headers_and_the_envelope(client: httpx.Client) -> None:
