@@ -45,7 +45,7 @@ class ReferenceApp:
         sql = SqlFiles()
         self.pool = create_pool(settings, sql)
         self.max_tasks = settings.tasks_max_per_user
-        self.q_list = sql["tasks/list"]
+        self.q_list = sql["tasks/list_newest"]  # the service's statement for its default order
         self.q_get = sql["tasks/get"]
         self.q_create = sql["tasks/create"]
         self.q_update = sql["tasks/update"]
