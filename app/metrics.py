@@ -1,0 +1,112 @@
+"""Prometheus metrics: what they are, the one-line calls other code makes, and the exposition.
+
+With several worker processes (`WORKERS` > 1) each worker writes its values to files in
+`PROMETHEUS_MULTIPROC_DIR` (prometheus_client's multiprocess mode, chosen when prometheus_client is
+first imported: `app.serve` sets the directory up before any worker starts) and `/metrics` reads all
+of them, whichever worker answers. Without that directory (tests in one process, `just dev`) the
+values live in memory.
+
+Calls other code makes (each is a dictionary lookup and an increment, cheap enough to make
+whether or not `METRICS_ENABLED` lets anyone read them):
+- `rejected("write_rate")`: a request refused by a limit (the label names the limit);
+- `sign_in_failed("bad_credentials" | "locked_out")`;
+- `stream_opened()` / `stream_closed()`: an event stream starts / ends.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import REGISTRY
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time from the request's arrival to the end of its answer, by route template, method and status.",
+    ["route", "method", "status"],
+    buckets=LATENCY_BUCKETS,
+)
+# Pool gauges: summed over the live workers (each has its own pool).
+POOL_SIZE = Gauge("db_pool_size", "Open database connections.", multiprocess_mode="livesum")
+POOL_IDLE = Gauge("db_pool_idle", "Open connections not in use.", multiprocess_mode="livesum")
+POOL_WAITING = Gauge("db_pool_waiting", "Requests waiting for a connection.", multiprocess_mode="livesum")
+POOL_MAX = Gauge("db_pool_max", "Largest pool size allowed (DB_POOL_MAX_SIZE per worker).", multiprocess_mode="livesum")
+REJECTIONS = Counter("limit_rejections_total", "Requests refused by a limit (429, 413, 503), by limit.", ["limit"])
+SIGN_IN_FAILURES = Counter("sign_in_failures_total", "Failed sign-ins, by reason.", ["reason"])
+TOKEN_REJECTIONS = Counter("token_rejections_total", "Bearer tokens refused, by reason.", ["reason"])
+OPEN_STREAMS = Gauge("event_streams_open", "Event streams currently open.", multiprocess_mode="livesum")
+
+# Label values are few (routes, methods, statuses): the children are kept, skipping
+# prometheus_client's label validation and locking on every request.
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request and its duration."""
+    key = (route, method, status)
+    children = _request_children.get(key)
+    if children is None:
+        # A client may send any method name: unknown ones share one label value.
+        label_method = method if method in _KNOWN_METHODS else "OTHER"
+        labels = (route, label_method, str(status))
+        children = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        if len(_request_children) < 10_000:
+            _request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def rejected(limit: str) -> None:
+    """A request refused by `limit` (e.g. "write_rate", "body_size", "pool_timeout")."""
+    REJECTIONS.labels(limit).inc()
+
+
+def sign_in_failed(reason: str) -> None:
+    SIGN_IN_FAILURES.labels(reason).inc()
+
+
+def token_rejected(reason: str) -> None:
+    TOKEN_REJECTIONS.labels(reason).inc()
+
+
+def stream_opened() -> None:
+    OPEN_STREAMS.inc()
+
+
+def stream_closed() -> None:
+    OPEN_STREAMS.dec()
+
+
+def observe_pool(stats: dict[str, int]) -> None:
+    """The pool's current numbers (psycopg_pool's `get_stats()`)."""
+    POOL_SIZE.set(stats.get("pool_size", 0))
+    POOL_IDLE.set(stats.get("pool_available", 0))
+    POOL_WAITING.set(stats.get("requests_waiting", 0))
+    POOL_MAX.set(stats.get("pool_max", 0))
+
+
+def exposition(multiproc_dir: str | None) -> bytes:
+    """The text format of every metric: all workers' files in multiprocess mode, else this process's."""
+    if multiproc_dir is None:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
+
+
+def worker_exited(multiproc_dir: str | None) -> None:
+    """A worker stopping: its live gauges (pool, streams) no longer count."""
+    if multiproc_dir is not None:
+        multiprocess.mark_process_dead(os.getpid(), multiproc_dir)  # type: ignore[no-untyped-call]
