@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 
+from app import metrics
 from app.auth.passwords import Passwords
 from app.auth.repository import UserRepository
 from app.auth.schemas import (
@@ -87,12 +88,15 @@ class AccountsController(Controller):
         email = data.email.strip()
         attempt = await users.record_sign_in_attempt(email)
         if attempt.retry_after_s is not None:
+            metrics.sign_in_failed("locked_out")
+            metrics.rejected("sign_in_lockout")
             raise ApiError(
                 429,
                 "Too many failed sign-in attempts for this email; try again later.",
                 headers={"Retry-After": str(attempt.retry_after_s)},
             )
         if not await passwords.verify(attempt.password_hash, data.password) or attempt.user is None:
+            metrics.sign_in_failed("bad_credentials")
             raise ApiError(401, BAD_CREDENTIALS, headers={"WWW-Authenticate": 'Bearer realm="api"'})
         await users.clear_sign_in_failures(email)
         if attempt.password_hash is not None and passwords.needs_rehash(attempt.password_hash):
