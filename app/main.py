@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
         # The verifier's lifespan prefetches the JWKS in the background and closes its client.
         lifespan=[lifespan, verifier.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[complete_allow_header],
+        before_send=[complete_allow_header] if tracing is None else [complete_allow_header, tracing.name_span],
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         plugins=plugins,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from opentelemetry import trace
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,9 +22,10 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from psycopg import AsyncConnection
 
 from app.config import Settings
+from app.observability import UNMATCHED
 
 if TYPE_CHECKING:
-    from litestar.types import Scope
+    from litestar.types import Message, Scope
     from opentelemetry.trace import Span
 
 # Attributes the ASGI instrumentation fills from the URL: replaced by the path alone.
@@ -32,9 +34,20 @@ _QUERY_ATTRIBUTES = ("url.query",)
 
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
-    route = scope.get("path_template") or scope.get("path", "")
-    method = scope.get("method", "")
-    return f"{method} {route}", {HTTP_ROUTE: route}
+    # The span starts before routing (the plugin wraps Litestar's whole handler): the route template
+    # is not known yet, and a raw path would make one span name per task id. `name_span` renames it.
+    return f"{scope.get('method', '')} {UNMATCHED}", {}
+
+
+async def name_span(message: Message, scope: Scope) -> None:
+    """`before_send` hook: once routed, the request span is named by its route template."""
+    if message["type"] != "http.response.start":
+        return
+    template = scope.get("path_template")
+    if template:
+        span = trace.get_current_span()
+        span.update_name(f"{scope.get('method', '')} {template}")
+        span.set_attribute(HTTP_ROUTE, template)
 
 
 def _without_query(span: Span, scope: dict[str, Any]) -> None:
@@ -75,6 +88,20 @@ class Tracing:
     def instrument(self, connection: AsyncConnection[Any]) -> None:
         """For the pool's `configure`: every statement on `connection` becomes a child span."""
         PsycopgInstrumentor.instrument_connection(connection, tracer_provider=self.provider)
+        traced: Any = connection.cursor_factory
+
+        class TextStatements(traced):  # type: ignore[misc]
+            """Our SQL files are loaded as bytes; the instrumentation names a span (SELECT, INSERT...)
+            only from a `str` statement."""
+
+            async def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                if isinstance(query, bytes):
+                    query = query.decode()
+                return await super().execute(query, *args, **kwargs)
+
+        connection.cursor_factory = TextStatements
+
+    name_span = staticmethod(name_span)
 
     def shutdown(self) -> None:
         self.provider.shutdown()
