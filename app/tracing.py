@@ -10,6 +10,7 @@ Spans carry the route template, never the query string (search text is the user'
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
@@ -60,6 +61,14 @@ def _without_query(span: Span, scope: dict[str, Any]) -> None:
         span.set_attribute(name, "")
 
 
+@functools.cache
+def _statement_text(query: bytes) -> str:
+    lines = query.decode().splitlines()
+    while lines and lines[0].lstrip().startswith("--"):
+        lines.pop(0)
+    return "\n".join(lines)
+
+
 class Tracing:
     """The tracer provider of one app, its Litestar plugin and its per-connection SQL instrumentation."""
 
@@ -91,12 +100,13 @@ class Tracing:
         traced: Any = connection.cursor_factory
 
         class TextStatements(traced):  # type: ignore[misc]
-            """Our SQL files are loaded as bytes; the instrumentation names a span (SELECT, INSERT...)
-            only from a `str` statement."""
+            """The instrumentation names a span by the statement's first word (SELECT, INSERT...), but
+            only for a `str` statement and past `/* */` comments: our SQL files are bytes and open
+            with `--` comments, which are left out of what is traced (and sent) here."""
 
             async def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
                 if isinstance(query, bytes):
-                    query = query.decode()
+                    query = _statement_text(query)
                 return await super().execute(query, *args, **kwargs)
 
         connection.cursor_factory = TextStatements
