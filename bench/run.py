@@ -18,7 +18,9 @@ What it does, in one run (about 5 minutes; the first run also builds the 1M-row 
 
 Environment knobs: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 BENCH_SLICES (4), BENCH_SCENARIOS (comma-separated subset), BENCH_SCALE=0 (skip the scale part), BENCH_WORKERS2=0 (skip
-the WORKERS=2 run). A JSON copy of the results goes to reports/bench-<time>.json.
+the WORKERS=2 run), BENCH_OBSERVABILITY=0 (skip the cost of metrics and JSON access logs: the service with
+METRICS_ENABLED, ACCESS_LOG and LOG_FORMAT=json at INFO against the same with all of it off, interleaved).
+A JSON copy of the results goes to reports/bench-<time>.json.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class Report:
     scenarios: dict[str, dict[str, Any]] = field(default_factory=dict)
     workers2: dict[str, Any] = field(default_factory=dict)
     scale: dict[str, Any] = field(default_factory=dict)
+    observability: dict[str, Any] = field(default_factory=dict)
     explain: dict[str, str] = field(default_factory=dict)
     background_busy_cores: float = 0.0
 
@@ -345,7 +348,9 @@ def free_port() -> int:
 class Server:
     """A server process (the service or the reference) on a free port, in its own process group."""
 
-    def __init__(self, module: str, database_url: str, workers: int = 1) -> None:
+    def __init__(
+        self, module: str, database_url: str, workers: int = 1, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.module = module
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -357,6 +362,7 @@ class Server:
             "PORT": str(self.port),
             "WORKERS": str(workers),
             "LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
         }
         self.log_path = ROOT / "reports" / f"bench-{module.replace('.', '_')}-{self.port}.log"
         self.log_path.parent.mkdir(exist_ok=True)
@@ -405,8 +411,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(module: str, database_url: str, probe_token: str, workers: int = 1) -> Iterator[Server]:
-    server = Server(module, database_url, workers)
+def running(
+    module: str, database_url: str, probe_token: str, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    server = Server(module, database_url, workers, extra_env)
     try:
         server.wait_ready(probe_token)
         yield server
@@ -644,6 +652,9 @@ def main() -> int:
                     "scaling": two.rps / one.rps if one.rps else 0.0,
                 }
 
+        if os.environ.get("BENCH_OBSERVABILITY", "1") != "0":
+            run_observability(report, bench_url, probe, chosen, data)
+
         if os.environ.get("BENCH_SCALE", "1") != "0":
             run_scale(report, server_url, bench_url, users, ids, reports_dir)
 
@@ -654,6 +665,37 @@ def main() -> int:
     out.write_text(json.dumps(asdict(report), indent=2))
     log(f"done in {time.monotonic() - started:.0f} s; results in {out.relative_to(ROOT)}")
     return 0 if ok else 1
+
+
+# Everything an operator would turn on (metrics, one JSON access line per request at INFO), and off.
+OBSERVABILITY_ON = {"METRICS_ENABLED": "true", "ACCESS_LOG": "true", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+OBSERVABILITY_OFF = {"METRICS_ENABLED": "false", "ACCESS_LOG": "false", "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"}
+TARGET_OBSERVABILITY_COST = 0.03
+
+
+def run_observability(report: Report, bench_url: str, probe: str, scenarios: list[str], data: Path) -> None:
+    """The cost of metrics and access logs: the same service with them on and off, interleaved."""
+    with (
+        running("app.serve", bench_url, probe, extra_env=OBSERVABILITY_ON) as on,
+        running("app.serve", bench_url, probe, extra_env=OBSERVABILITY_OFF) as off,
+    ):
+        for scenario in scenarios:
+            vacuum(bench_url)
+            log(f"{scenario}: metrics and JSON access log on vs off, interleaved")
+            with_, without = compare([on.url, off.url], scenario, data)
+            cost = 1 - with_.rps / without.rps if without.rps else 0.0
+            report.observability[scenario] = {
+                "on_rps": with_.rps,
+                "off_rps": without.rps,
+                "cost": cost,
+                "on_p99_ms": with_.p99_ms,
+                "off_p99_ms": without.p99_ms,
+                "errors": with_.errors + without.errors,
+            }
+            log(
+                f"  on {with_.rps:,.0f} req/s, off {without.rps:,.0f} req/s: cost {cost:+.1%} "
+                f"{mark(cost <= TARGET_OBSERVABILITY_COST)} (target <= {TARGET_OBSERVABILITY_COST:.0%})"
+            )
 
 
 def run_scale(
