@@ -32,8 +32,8 @@ from app.db import DatabaseProbe, SqlFiles, create_pool, open_pool
 from app.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
 from app.health import READY_TIMEOUT_S, HealthController
-from app.logs import configure_logging
-from app.metrics import observe_pool, worker_exited
+from app.logs import AccessLog, configure_logging
+from app.metrics import flush_requests, observe_pool, worker_exited
 from app.observability import ObservabilityMiddleware
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
@@ -43,8 +43,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("app")
 
-# How often each worker publishes its pool's numbers for /metrics (a scrape also refreshes its own).
-POOL_STATS_INTERVAL_S = 1.0
+# How often each worker publishes its request tallies and pool numbers for /metrics (a scrape also
+# publishes its own worker's).
+METRICS_PUBLISH_INTERVAL_S = 1.0
 
 API_VERSION = "1.0.0"
 
@@ -93,10 +94,11 @@ async def docs_redirect() -> Redirect:
     return Redirect("/schema")
 
 
-async def _publish_pool_stats(pool: AsyncConnectionPool) -> None:
+async def _publish_metrics(pool: AsyncConnectionPool) -> None:
     while True:
         observe_pool(pool.get_stats())
-        await asyncio.sleep(POOL_STATS_INTERVAL_S)
+        flush_requests()
+        await asyncio.sleep(METRICS_PUBLISH_INTERVAL_S)
 
 
 def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter | None = None) -> Litestar:
@@ -110,7 +112,9 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     if settings.jwt_secret is None and settings.jwt_jwks_url is None:
         raise ConfigError("JWT_SECRET (or BETTER_AUTH_SECRET) is not set")
 
-    configure_logging(settings.log_level, settings.log_format or "text")
+    log_format = settings.log_format or "text"
+    configure_logging(settings.log_level, log_format)
+    access_log = AccessLog(log_format)
     plugins = []
     tracing = None
     if settings.otel_exporter_otlp_endpoint is not None or span_exporter is not None:
@@ -134,7 +138,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await open_pool(pool)
-        publisher = asyncio.get_running_loop().create_task(_publish_pool_stats(pool), name="pool-stats")
+        publisher = asyncio.get_running_loop().create_task(_publish_metrics(pool), name="metrics-publisher")
         try:
             yield
         finally:
@@ -142,6 +146,8 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
             await pool.close()
+            access_log.flush()
+            flush_requests()
             worker_exited(settings.prometheus_multiproc_dir)
             if tracing is not None:
                 tracing.shutdown()
@@ -174,6 +180,6 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     # The edge wraps Litestar's whole handler (routing included), so 404/405 get its headers too.
     # Metrics and the access line inside it (they see its request id), around routing (404s count).
     app.asgi_handler = EdgeMiddleware(
-        ObservabilityMiddleware(app.asgi_handler, settings, pool.get_stats), settings.cors_origins
+        ObservabilityMiddleware(app.asgi_handler, settings, pool.get_stats, access_log), settings.cors_origins
     )
     return app

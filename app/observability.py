@@ -24,9 +24,7 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from app import metrics
 from app.config import Settings
-from app.logs import REQUEST_ID
-
-access_logger = logging.getLogger("app.access")
+from app.logs import REQUEST_ID, AccessLog
 
 METRICS_PATH = "/metrics"
 # Requests no route matched: one label value, whatever the path (paths are unbounded).
@@ -36,10 +34,18 @@ UNMATCHED = "unmatched"
 class ObservabilityMiddleware:
     """Times every HTTP request; counts it by route template, method and status; logs one access line."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, pool_stats: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        pool_stats: Callable[[], dict[str, int]],
+        access_log: AccessLog | None,
+    ) -> None:
         self.app = app
         self.metrics_enabled = settings.metrics_enabled
-        self.access_log = settings.access_log
+        # Off with ACCESS_LOG=false, and when LOG_LEVEL hides INFO lines of `app.access`.
+        enabled = settings.access_log and logging.getLogger("app.access").isEnabledFor(logging.INFO)
+        self.access_log = access_log if enabled else None
         self.allowed = tuple(ipaddress.ip_network(entry, strict=False) for entry in settings.metrics_allow)
         self.multiproc_dir = settings.prometheus_multiproc_dir
         self.pool_stats = pool_stats
@@ -69,33 +75,21 @@ class ObservabilityMiddleware:
             route = scope.get("path_template") or UNMATCHED
             if self.metrics_enabled:
                 metrics.observe_request(route, http_scope["method"], status, elapsed)
-            if self.access_log and access_logger.isEnabledFor(logging.INFO):
-                self._log_access(http_scope, route, status, elapsed)
+            if self.access_log is not None:
+                path: str = scope["path"]  # never the query string
+                if not path.isprintable():  # a percent-decoded newline must not forge a text log line
+                    path = path.encode("unicode_escape").decode("ascii")
+                client = scope.get("client")
+                self.access_log.log(
+                    http_scope["method"],
+                    route,
+                    path,
+                    status,
+                    round(elapsed * 1000, 2),
+                    client[0] if client else None,
+                    scope.get("request_id"),
+                )
             REQUEST_ID.reset(request_id)
-
-    @staticmethod
-    def _log_access(scope: HTTPScope, route: str, status: int, elapsed: float) -> None:
-        path: str = scope["path"]  # never the query string
-        if not path.isprintable():  # a percent-decoded newline must not forge a text log line
-            path = path.encode("unicode_escape").decode("ascii")
-        method = scope["method"]
-        client = scope.get("client")
-        duration_ms = round(elapsed * 1000, 2)
-        access_logger.info(
-            "%s %s %s %.2f ms",
-            method,
-            path,
-            status,
-            duration_ms,
-            extra={
-                "method": method,
-                "route": route,
-                "path": path,
-                "status": status,
-                "duration_ms": duration_ms,
-                "client": client[0] if client else None,
-            },
-        )
 
     def _may_scrape(self, scope: HTTPScope) -> bool:
         if scope["method"] != "GET":
@@ -111,6 +105,7 @@ class ObservabilityMiddleware:
 
     async def _serve_metrics(self, send: Send) -> None:
         metrics.observe_pool(self.pool_stats())  # this worker's numbers as of now
+        metrics.flush_requests()
         # Reading every worker's file is blocking I/O: off the event loop.
         body = await anyio.to_thread.run_sync(metrics.exposition, self.multiproc_dir)
         await send(

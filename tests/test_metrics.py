@@ -80,6 +80,11 @@ def test_counts_and_histograms_by_route_template_across_two_workers(database_url
 
         wait_until(pools_reported, timeout=10, what="pool gauges of both workers")
 
+        def all_counted() -> bool:  # each worker hands its tallies over within a second
+            scraped = samples(http.get("/metrics").text)
+            return value(scraped, "http_requests_total", route="/api/tasks", method="POST", status="201") == 6
+
+        wait_until(all_counted, timeout=10, what="both workers' requests counted")
         for _ in range(4):  # whichever worker answers, the same totals
             scrape = http.get("/metrics")
             assert scrape.status_code == 200
