@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
@@ -143,9 +144,23 @@ def exposition(multiproc_dir: str | None) -> bytes:
     """The text format of every metric: all workers' files in multiprocess mode, else this process's."""
     if multiproc_dir is None:
         return generate_latest(REGISTRY)
+    _forget_dead_workers(Path(multiproc_dir))
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
+
+
+def _forget_dead_workers(directory: Path) -> None:
+    """A worker that was killed (uvicorn starts another) cannot say it stopped: its live gauges
+    (pool, streams) would still be summed. Its files name its pid; a pid that no longer runs is dead."""
+    for path in directory.glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+        except PermissionError:
+            pass  # it exists (someone else's): leave it
 
 
 def worker_exited(multiproc_dir: str | None) -> None:

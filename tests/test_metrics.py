@@ -7,7 +7,9 @@ worker answers it, must show exactly that traffic.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from pathlib import Path
 
 import httpx
@@ -106,6 +108,19 @@ def test_counts_and_histograms_by_route_template_across_two_workers(database_url
             assert "event_streams_open" in scrape.text
             # No raw path (ids) and no query string ever becomes a label.
             assert "999999999" not in scrape.text and "4711" not in scrape.text and "limit=" not in scrape.text
+
+        # A worker killed outright: uvicorn starts another, and the dead one's pool stops counting.
+        dead = int(next(metrics_dir.glob("gauge_livesum_*.db")).stem.rsplit("_", 1)[1])
+        os.kill(dead, signal.SIGKILL)
+
+        def replaced() -> bool:
+            files = {int(p.stem.rsplit("_", 1)[1]) for p in metrics_dir.glob("gauge_livesum_*.db")}
+            scraped = samples(http.get("/metrics").text)
+            return dead not in files and len(files) == 2 and value(scraped, "db_pool_max") == 6
+
+        wait_until(replaced, timeout=30, what="the killed worker replaced and forgotten")
+        counted = samples(http.get("/metrics").text)  # the dead worker's counts stay: counters never go down
+        assert value(counted, "http_requests_total", route="/api/tasks", method="POST", status="201") == 6
 
         server.terminate()
         assert server.wait(timeout=20) == 0
