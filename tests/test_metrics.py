@@ -172,7 +172,7 @@ def test_rejections_and_sign_in_failures_are_counted(base_settings: Settings) ->
             assert http.post("/api/auth/signin", json={"email": email, "password": "wrong one!"}).status_code == 401
         assert http.post("/api/auth/signin", json={"email": email, "password": "wrong one!"}).status_code == 429
         assert http.get("/api/tasks", headers={"Authorization": "Bearer not.a.token"}).status_code == 401
-        assert 400 <= http.request("BREW", "/api/tasks").status_code < 500
+        assert 400 <= http.request("PROPFIND", "/api/tasks").status_code < 500
         scrape = http.get("/metrics").text
         after = samples(scrape)
 
@@ -185,7 +185,7 @@ def test_rejections_and_sign_in_failures_are_counted(base_settings: Settings) ->
     assert delta("sign_in_failures_total", reason="locked_out") == 1
     assert delta("token_rejections_total", reason="malformed") == 1
     # A made-up method is counted, under one shared label value.
-    assert "BREW" not in scrape
+    assert "PROPFIND" not in scrape
     others = [k for k, v in after.items() if k[0] == "http_requests_total" and ("method", "OTHER") in k[1]]
     assert others and sum(after[k] - before.get(k, 0.0) for k in others) == 1
 
