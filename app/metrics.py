@@ -10,14 +10,16 @@ Calls other code makes (each is a dictionary lookup and an increment, cheap enou
 whether or not `METRICS_ENABLED` lets anyone read them):
 - `rejected("write_rate")`: a request refused by a limit (the label names the limit);
 - `sign_in_failed("bad_credentials" | "locked_out")`;
-- `stream_opened()` / `stream_closed()`: an event stream starts / ends.
+- `with open_stream():` around the life of an event stream.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +126,14 @@ def token_rejected(reason: str) -> None:
     TOKEN_REJECTIONS.labels(reason).inc()
 
 
-def stream_opened() -> None:
+@contextlib.contextmanager
+def open_stream() -> Iterator[None]:
+    """Around the life of one event stream: `with metrics.open_stream(): ...`."""
     OPEN_STREAMS.inc()
-
-
-def stream_closed() -> None:
-    OPEN_STREAMS.dec()
+    try:
+        yield
+    finally:
+        OPEN_STREAMS.dec()
 
 
 def observe_pool(stats: dict[str, int]) -> None:

@@ -208,3 +208,15 @@ def test_metric_names_are_documented_in_the_readme() -> None:
     ):
         name = metric._name + ("_total" if metric._type == "counter" else "")
         assert re.search(rf"`{re.escape(name)}", readme), f"{name} is not in the README"
+
+
+def test_open_event_streams_gauge(base_settings: Settings) -> None:
+    """What the events endpoint wraps each stream in; read back over HTTP."""
+    from app import metrics
+
+    with LiveServer(base_settings) as server, fresh(server.url) as http:
+        before = value(samples(http.get("/metrics").text), "event_streams_open")
+        with metrics.open_stream(), metrics.open_stream():
+            during = value(samples(http.get("/metrics").text), "event_streams_open")
+        after = value(samples(http.get("/metrics").text), "event_streams_open")
+    assert (during - before, after - before) == (2, 0)
