@@ -769,7 +769,7 @@ def test_valid_tokens_work_within_seconds_of_the_jwks_coming_back(
         assert time.monotonic() - back < wait_for, "valid tokens still refused"
         time.sleep(0.05)
     recovered_in = time.monotonic() - back
-    assert recovered_in <= FAILED_FETCH_COOLDOWN_S + 1.0, recovered_in
+    assert recovered_in <= FAILED_FETCH_COOLDOWN_S + 2.0, recovered_in  # a fetch and a request, on a busy machine
     fetched = jwks.fetches
     assert status(server, keys["p256"].token()) == 401  # after a success: back to the 60 s interval
     assert jwks.fetches == fetched
