@@ -35,6 +35,7 @@ from app.health import READY_TIMEOUT_S, HealthController
 from app.logs import AccessLog, configure_logging
 from app.metrics import flush_requests, observe_pool, worker_exited
 from app.observability import ObservabilityMiddleware
+from app.rate_limit import ConcurrencyLimit, RateLimiter
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
 
@@ -48,6 +49,7 @@ logger = logging.getLogger("app")
 METRICS_PUBLISH_INTERVAL_S = 1.0
 
 API_VERSION = "1.0.0"
+SEARCHES_PER_USER = 1
 
 
 def _openapi_config() -> OpenAPIConfig:
@@ -125,11 +127,19 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
 
     sql = SqlFiles()
     pool = create_pool(settings, sql, on_connect=None if tracing is None else tracing.instrument)
-    tasks = TaskRepository(pool, sql)
+    tasks = TaskRepository(pool, sql, max_tasks=settings.tasks_max_per_user)
+    write_rate = RateLimiter(settings.write_rate_per_min)
+    # Searches hold at most a quarter of the pool, one per user (see ConcurrencyLimit).
+    searches = ConcurrencyLimit(per_key=SEARCHES_PER_USER, total=max(1, settings.db_pool_max_size // 4))
     users = UserRepository(
-        pool, sql, max_failed_attempts=settings.auth_max_failed_attempts, lockout_s=settings.auth_lockout_s
+        pool,
+        sql,
+        max_failed_attempts=settings.auth_max_failed_attempts,
+        max_failed_per_email=settings.auth_max_failed_per_email,
+        lockout_s=settings.auth_lockout_s,
+        rate_per_min=settings.auth_rate_per_min,
     )
-    passwords = Passwords()
+    passwords = Passwords(max_queue=settings.auth_hash_queue)
     # Built-in accounts exist only where their tokens would be accepted (a secret, HS256 allowed).
     tokens = TokenIssuer.from_settings(settings)
     accounts = [] if tokens is None else [AccountsController]
@@ -158,6 +168,8 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
         middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
         dependencies={
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
+            "write_rate": Provide(lambda: write_rate, use_cache=True, sync_to_thread=False),
+            "searches": Provide(lambda: searches, use_cache=True, sync_to_thread=False),
             "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
             "passwords": Provide(lambda: passwords, use_cache=True, sync_to_thread=False),
             "tokens": Provide(lambda: tokens, use_cache=True, sync_to_thread=False),
