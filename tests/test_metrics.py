@@ -155,7 +155,7 @@ def test_metrics_disabled_is_404(base_settings: Settings) -> None:
 
 def test_rejections_and_sign_in_failures_are_counted(base_settings: Settings) -> None:
     """Counters of this process (servers in this test process share them): compare before/after."""
-    settings = base_settings.with_(max_body_bytes=1024, auth_max_failed_attempts=2)
+    settings = base_settings.with_(max_body_bytes=1024, auth_max_failed_attempts=2, write_rate_per_min=1)
     with LiveServer(settings) as server, fresh(server.url) as http:
         before = samples(http.get("/metrics").text)
         user = User()
@@ -173,6 +173,9 @@ def test_rejections_and_sign_in_failures_are_counted(base_settings: Settings) ->
         assert http.post("/api/auth/signin", json={"email": email, "password": "wrong one!"}).status_code == 429
         assert http.get("/api/tasks", headers={"Authorization": "Bearer not.a.token"}).status_code == 401
         assert 400 <= http.request("PROPFIND", "/api/tasks").status_code < 500
+        writer = User()
+        assert http.post("/api/tasks", json={"title": "one"}, headers=writer.headers).status_code == 201
+        assert http.post("/api/tasks", json={"title": "two"}, headers=writer.headers).status_code == 429
         scrape = http.get("/metrics").text
         after = samples(scrape)
 
@@ -181,6 +184,7 @@ def test_rejections_and_sign_in_failures_are_counted(base_settings: Settings) ->
 
     assert delta("limit_rejections_total", limit="body_size") == 1
     assert delta("limit_rejections_total", limit="sign_in_lockout") == 1
+    assert delta("limit_rejections_total", limit="write_rate") == 1
     assert delta("sign_in_failures_total", reason="bad_credentials") == 2
     assert delta("sign_in_failures_total", reason="locked_out") == 1
     assert delta("token_rejections_total", reason="malformed") == 1
