@@ -6,6 +6,7 @@ rely on them); `.env.example` and the README's configuration table document each
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,6 +59,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     idempotency_ttl_s: int = 86_400
     sync_tombstone_ttl_s: int = 2_592_000
+    # None: the runner decides (text under `just dev`, json under `just serve`).
+    log_format: str | None = None
+    access_log: bool = True
+    metrics_enabled: bool = True
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    # prometheus_client's multiprocess mode; `just serve` makes (and cleans) one when unset.
+    prometheus_multiproc_dir: str | None = None
+    # Set: traces exported by OTLP/HTTP to `<endpoint>/v1/traces`; unset: OpenTelemetry is never imported.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "tasks-api"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -107,6 +118,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 return default
             return tuple(part.strip() for part in raw.split(",") if part.strip())
 
+        def flag(name: str, default: bool) -> bool:
+            raw = text(name)
+            if raw is None:
+                return default
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
         # DB_PREPARE_THRESHOLD: unset = psycopg's default (5); set but empty = off.
         if "DB_PREPARE_THRESHOLD" in env and not env["DB_PREPARE_THRESHOLD"].strip():
             prepare: int | None = None
@@ -148,6 +169,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
             idempotency_ttl_s=integer("IDEMPOTENCY_TTL_S", 86_400, minimum=1),
             sync_tombstone_ttl_s=integer("SYNC_TOMBSTONE_TTL_S", 2_592_000, minimum=1),
+            log_format=(text("LOG_FORMAT") or "").lower() or None,
+            access_log=flag("ACCESS_LOG", True),
+            metrics_enabled=flag("METRICS_ENABLED", True),
+            metrics_allow=words("METRICS_ALLOW", ("127.0.0.1", "::1")),
+            prometheus_multiproc_dir=text("PROMETHEUS_MULTIPROC_DIR"),
+            otel_exporter_otlp_endpoint=text("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            otel_service_name=text("OTEL_SERVICE_NAME") or "tasks-api",
         )
         settings.validate()
         return settings
@@ -161,6 +189,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         self._validate_jwt_algorithms()
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level}")
+        if self.log_format not in (None, "json", "text"):
+            raise ConfigError(f"LOG_FORMAT must be json or text, got {self.log_format!r}")
+        for entry in self.metrics_allow:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(f"METRICS_ALLOW: {entry!r} is not an IP address or network") from None
 
     def _validate_jwt_algorithms(self) -> None:
         algorithms = set(self.jwt_algorithms)

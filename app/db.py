@@ -110,7 +110,9 @@ async def check_connection(conn: AsyncConnection[Any]) -> None:
         await AsyncConnectionPool.check_connection(conn)
 
 
-def _configure_for(settings: Settings, sql: SqlFiles) -> Callable[[AsyncConnection], Awaitable[None]]:
+def _configure_for(
+    settings: Settings, sql: SqlFiles, on_connect: Callable[[AsyncConnection], None] | None
+) -> Callable[[AsyncConnection], Awaitable[None]]:
     """Set up each new connection, and check once that its statement_timeout is the configured one."""
     query = sql["db/statement_timeout"]
     wanted = settings.db_statement_timeout_ms
@@ -119,6 +121,8 @@ def _configure_for(settings: Settings, sql: SqlFiles) -> Callable[[AsyncConnecti
     async def configure(conn: AsyncConnection) -> None:
         nonlocal warned
         conn.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+        if on_connect is not None:
+            on_connect(conn)
         if warned:
             return
         cur = await conn.execute(query)
@@ -137,8 +141,11 @@ def _configure_for(settings: Settings, sql: SqlFiles) -> Callable[[AsyncConnecti
     return configure
 
 
-def create_pool(settings: Settings, sql: SqlFiles) -> AsyncConnectionPool:
-    """The pool, not yet open: `open_pool` opens it in the app's lifespan.
+def create_pool(
+    settings: Settings, sql: SqlFiles, on_connect: Callable[[AsyncConnection], None] | None = None
+) -> AsyncConnectionPool:
+    """The pool, not yet open: `open_pool` opens it in the app's lifespan. `on_connect` sees each new
+    connection (tracing instruments it).
 
     statement_timeout: on a direct connection (prepared statements on) it is a startup parameter,
     applied by the server at no cost. Behind a transaction-pooling PgBouncer such as Neon's pooled
@@ -163,7 +170,7 @@ def create_pool(settings: Settings, sql: SqlFiles) -> AsyncConnectionPool:
         timeout=settings.db_pool_timeout_s,
         reconnect_timeout=RECONNECT_GIVE_UP_S,
         open=False,
-        configure=_configure_for(settings, sql),
+        configure=_configure_for(settings, sql, on_connect),
         # A connection killed by a database restart is noticed here and replaced, instead of
         # failing the request that would have used it.
         check=check_connection,

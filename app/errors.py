@@ -21,6 +21,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
+from app import metrics
+
 logger = logging.getLogger("app.errors")
 
 RETRY_AFTER_S = "1"
@@ -87,9 +89,12 @@ class ApiError(Exception):
         details: Sequence[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
         code: str | None = None,
+        limit: str | None = None,
     ) -> None:
         self.status = status
         self.code = code
+        # The limit that refused the request (429, 413, 503, quota): counted in limit_rejections_total.
+        self.limit = limit
         self.message = message or _DEFAULT_MESSAGES.get(status, "Error.")
         self.details = list(details) if details else None
         self.headers = dict(headers) if headers else None
@@ -102,10 +107,52 @@ class NotFound(ApiError):
 
 
 class InvalidInput(ApiError):
-    """422 with one entry per offending field."""
+    """422 with one entry per offending field; the message names the first one and its rule."""
 
-    def __init__(self, details: Sequence[FieldError], message: str = "The request is not valid.") -> None:
-        super().__init__(422, message, details=details)
+    def __init__(self, details: Sequence[FieldError], message: str | None = None) -> None:
+        super().__init__(422, message or validation_message(details), details=details)
+
+
+# A 422's `message` is shown to people (the seed frontend displays `error.message`): it names the
+# first offending field and its rule in plain words. `details` keep the decoder's own wording.
+_TYPE_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "a JSON boolean (true or false)",
+    "object": "a JSON object",
+    "array": "a JSON array",
+    "null": "null",
+}
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^Expected `\w+` >= (?P<n>\S+)$"), "{field} must be at least {n}"),
+    (re.compile(r"^Expected `\w+` <= (?P<n>\S+)$"), "{field} must be at most {n}"),
+    (re.compile(r"^Expected `str` of length >= (?P<n>\d+)$"), "{field} must be at least {n} characters"),
+    (re.compile(r"^Expected `str` of length <= (?P<n>\d+)$"), "{field} must be at most {n} characters"),
+    (re.compile(r"^Expected `str` matching regex .*$", re.DOTALL), "{field} is not in the accepted format"),
+    (re.compile(r"^Invalid enum value .*$", re.DOTALL), "{field} is not one of the accepted values"),
+    (re.compile(r"^Expected `(?P<type>\w+)(?: \| \w+)*`, got `\w+`$"), "{field} must be {type}"),
+)
+
+
+def plain_rule(field: str, message: str) -> str:
+    """`message` (msgspec's or Litestar's, or already ours) as "<field> must ..."."""
+    if message.startswith(f"{field} "):
+        return message
+    subject = "the request body" if field == "body" else field
+    for pattern, template in _RULES:
+        if match := pattern.match(message):
+            values = match.groupdict()
+            if "type" in values:
+                values["type"] = _TYPE_NAMES.get(values["type"], f"of type {values['type']}")
+            return template.format(field=subject, **values)
+    return f"{subject}: {message}"
+
+
+def validation_message(details: Sequence[FieldError] | None) -> str:
+    if not details:
+        return _DEFAULT_MESSAGES[422]
+    return plain_rule(details[0].field, details[0].message)
 
 
 class PreconditionFailed(ApiError):
@@ -116,20 +163,21 @@ class PreconditionFailed(ApiError):
 
 
 class ServiceUnavailable(ApiError):
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(503, message, headers={"Retry-After": RETRY_AFTER_S})
+    def __init__(self, message: str | None = None, *, limit: str | None = None) -> None:
+        super().__init__(503, message, headers={"Retry-After": RETRY_AFTER_S}, limit=limit)
 
 
 class RateLimited(ApiError):
     """429 with `Retry-After` in whole seconds (at least 1)."""
 
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(429, message, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+    def __init__(self, message: str, retry_after_s: float, *, limit: str) -> None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+        super().__init__(429, message, headers=headers, limit=limit)
 
 
 class QuotaExceeded(ApiError):
-    def __init__(self, message: str) -> None:
-        super().__init__(409, message, code="QUOTA_EXCEEDED")
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(409, message, code="QUOTA_EXCEEDED", limit=limit)
 
 
 _encoder = msgspec.json.Encoder()
@@ -189,6 +237,8 @@ def log_server_error(request: Request[Any, Any, Any], status: int, exc: BaseExce
 
 
 def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
+    if exc.limit is not None:
+        metrics.rejected(exc.limit)
     if exc.status >= 500:
         log_server_error(request, exc.status, exc)
     return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers, code=exc.code)
@@ -223,13 +273,16 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
             for item in (exc.extra if isinstance(exc.extra, list) else [])
             if isinstance(item, dict)
         ]
-        return error_response(422, "The request is not valid.", details=details or None, headers=headers)
+        message = _parameter_rule(request, details[0].field) if details else None
+        return error_response(422, message or validation_message(details), details=details or None, headers=headers)
     if status >= 500:
         status = 503 if status == 503 else 500
         log_server_error(request, status, exc)
         if status == 503:
             headers = {"Retry-After": RETRY_AFTER_S, **(headers or {})}
         return error_response(status, headers=headers)
+    if status == 413:
+        metrics.rejected("body_size")
     if status == 400:
         message = _DEFAULT_MESSAGES[400]
     elif status in (404, 405):
@@ -237,6 +290,38 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     else:
         message = None
     return error_response(status, message, headers=headers)
+
+
+# Bounds this large are "any id", not worth a reader's attention.
+_NO_UPPER_BOUND = 2**53
+
+
+def _parameter_rule(request: Request[Any, Any, Any], name: str) -> str | None:
+    """The rule of query/path parameter `name` as its handler declares it (bounds, accepted values)."""
+    handler = request.scope.get("route_handler")
+    parameter = getattr(getattr(handler, "parsed_fn_signature", None), "parameters", {}).get(name)
+    if parameter is None:
+        return None
+    constraint = parameter.kwarg_definition
+    low, high = getattr(constraint, "ge", None), getattr(constraint, "le", None)
+    if low is not None and high is not None and high < _NO_UPPER_BOUND:
+        return f"{name} must be an integer between {low} and {high}"
+    if low is not None:
+        return f"{name} must be an integer of at least {low}"
+    choices = [str(v) for v in _literal_values(parameter)]
+    if choices:
+        return f"{name} must be one of: {', '.join(choices)}"
+    return None
+
+
+def _literal_values(parameter: Any) -> list[Any]:
+    """The values of a `Literal[...]` parameter (also inside `Optional`)."""
+    if parameter.is_literal:
+        return list(parameter.args)
+    for inner in parameter.inner_types:
+        if inner.is_literal:
+            return list(inner.args)
+    return []
 
 
 def handle_database_error(request: Request[Any, Any, Any], exc: psycopg.Error) -> Response[bytes]:
@@ -247,6 +332,10 @@ def handle_database_error(request: Request[Any, Any, Any], exc: psycopg.Error) -
         logger.warning("data error on %s (request %s): %s", request.url.path, _request_id(request), type(exc))
         return error_response(422, "A value is not acceptable.")
     if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout | psycopg.InterfaceError):
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            metrics.rejected("db_pool")  # DB_POOL_TIMEOUT_S passed with every connection busy
+        elif isinstance(exc, psycopg.errors.QueryCanceled):
+            metrics.rejected("statement_timeout")
         log_server_error(request, 503, exc)
         return error_response(503, headers={"Retry-After": RETRY_AFTER_S})
     return handle_crash(request, exc)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from litestar import Litestar, Router, get
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
 from litestar.enums import ScopeType
-from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -18,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
 from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
+from psycopg_pool import AsyncConnectionPool
 
 from app.auth.controller import AccountsController, MeController
 from app.auth.middleware import JWTAuthMiddleware
@@ -29,6 +32,9 @@ from app.db import DatabaseProbe, SqlFiles, create_pool, open_pool
 from app.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
 from app.health import READY_TIMEOUT_S, HealthController
+from app.logs import AccessLog, configure_logging
+from app.metrics import flush_requests, observe_pool, worker_exited
+from app.observability import ObservabilityMiddleware
 from app.rate_limit import ConcurrencyLimit, RateLimiter
 from app.sync.changes import ChangeFeed
 from app.sync.controller import ChangesController
@@ -37,7 +43,14 @@ from app.sync.purge import Purger
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 logger = logging.getLogger("app")
+
+# How often each worker publishes its request tallies and pool numbers for /metrics (a scrape also
+# publishes its own worker's).
+METRICS_PUBLISH_INTERVAL_S = 1.0
 
 API_VERSION = "1.0.0"
 SEARCHES_PER_USER = 1
@@ -87,16 +100,37 @@ async def docs_redirect() -> Redirect:
     return Redirect("/schema")
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the ASGI app from `settings` (default: read from the environment)."""
+async def _publish_metrics(pool: AsyncConnectionPool) -> None:
+    while True:
+        observe_pool(pool.get_stats())
+        flush_requests()
+        await asyncio.sleep(METRICS_PUBLISH_INTERVAL_S)
+
+
+def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter | None = None) -> Litestar:
+    """Build the ASGI app from `settings` (default: read from the environment).
+
+    `span_exporter` (tests): trace into it, as if `OTEL_EXPORTER_OTLP_ENDPOINT` were set.
+    """
     settings = settings or Settings.from_env()
     if settings.database_url is None:
         raise ConfigError("DATABASE_URL is not set (use `just dev` for an embedded database)")
     if settings.jwt_secret is None and settings.jwt_jwks_url is None:
         raise ConfigError("JWT_SECRET (or BETTER_AUTH_SECRET) is not set")
 
+    log_format = settings.log_format or "text"
+    configure_logging(settings.log_level, log_format)
+    access_log = AccessLog(log_format)
+    plugins = []
+    tracing = None
+    if settings.otel_exporter_otlp_endpoint is not None or span_exporter is not None:
+        from app.tracing import Tracing  # only then is OpenTelemetry imported at all
+
+        tracing = Tracing(settings, span_exporter)
+        plugins.append(tracing.plugin())
+
     sql = SqlFiles()
-    pool = create_pool(settings, sql)
+    pool = create_pool(settings, sql, on_connect=None if tracing is None else tracing.instrument)
     tasks = TaskRepository(pool, sql, max_tasks=settings.tasks_max_per_user)
     write_rate = RateLimiter(settings.write_rate_per_min)
     # Searches hold at most a quarter of the pool, one per user (see ConcurrencyLimit).
@@ -123,10 +157,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await open_pool(pool)
+        publisher = asyncio.get_running_loop().create_task(_publish_metrics(pool), name="metrics-publisher")
         try:
             yield
         finally:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
             await pool.close()
+            access_log.flush()
+            flush_requests()
+            worker_exited(settings.prometheus_multiproc_dir)
+            if tracing is not None:
+                tracing.shutdown()
 
     api = Router(
         path="/",
@@ -147,18 +190,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The verifier's lifespan prefetches the JWKS in the background and closes its client.
         lifespan=[lifespan, verifier.lifespan, purger.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[complete_allow_header],
+        before_send=[complete_allow_header] if tracing is None else [complete_allow_header, tracing.name_span],
         openapi_config=_openapi_config(),
         request_max_body_size=settings.max_body_bytes,
-        logging_config=LoggingConfig(
-            root={"level": settings.log_level, "handlers": ["queue_listener"]},
-            # app.errors logs every 5xx once, with its traceback and request id.
-            log_exceptions="never",
-        ),
+        plugins=plugins,
+        # app.logs configures logging (above); app.errors logs every 5xx once, with its request id.
+        logging_config=None,
         debug=False,
     )
     app.state.probe = DatabaseProbe(pool, sql, READY_TIMEOUT_S)
     app.state.idempotency = idempotency
     # The edge wraps Litestar's whole handler (routing included), so 404/405 get its headers too.
-    app.asgi_handler = EdgeMiddleware(app.asgi_handler, settings.cors_origins)
+    # Metrics and the access line inside it (they see its request id), around routing (404s count).
+    app.asgi_handler = EdgeMiddleware(
+        ObservabilityMiddleware(app.asgi_handler, settings, pool.get_stats, access_log), settings.cors_origins
+    )
     return app

@@ -72,7 +72,7 @@ class ConcurrencyLimit:
     async def hold(self, key: str) -> AsyncIterator[None]:
         running = self._running.get(key, 0)
         if running >= self.per_key:
-            raise RateLimited("Too many searches at once; retry when one has finished.", 1)
+            raise RateLimited("Too many searches at once; retry when one has finished.", 1, limit="search_concurrency")
         self._running[key] = running + 1
         try:
             async with self._total:

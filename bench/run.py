@@ -23,7 +23,9 @@ What it does, in one run (about 5 minutes; the first run also builds the 1M-row 
 
 Environment knobs: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 BENCH_SLICES (4), BENCH_SCENARIOS (comma-separated subset), BENCH_SCALE=0 (skip the scale part), BENCH_WORKERS2=0 (skip
-the WORKERS=2 run). A JSON copy of the results goes to reports/bench-<time>.json.
+the WORKERS=2 run), BENCH_OBSERVABILITY=0 (skip the cost of metrics and JSON access logs: the service with
+METRICS_ENABLED, ACCESS_LOG and LOG_FORMAT=json at INFO against the same with all of it off, interleaved).
+A JSON copy of the results goes to reports/bench-<time>.json.
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ class Report:
     scenarios: dict[str, dict[str, Any]] = field(default_factory=dict)
     workers2: dict[str, Any] = field(default_factory=dict)
     scale: dict[str, Any] = field(default_factory=dict)
+    observability: dict[str, Any] = field(default_factory=dict)
     explain: dict[str, str] = field(default_factory=dict)
     background_busy_cores: float = 0.0
     indexes: list[dict[str, Any]] = field(default_factory=list)
@@ -821,6 +824,8 @@ def main() -> int:
 
         log("per-index write costs")
         report.indexes = index_report(bench_url, scans_before, scans_after)
+        if os.environ.get("BENCH_OBSERVABILITY", "1") != "0":
+            run_observability(report, bench_url, probe, chosen, data)
 
         if os.environ.get("BENCH_SCALE", "1") != "0":
             run_scale(report, server_url, bench_url, users, ids, reports_dir)
@@ -832,6 +837,71 @@ def main() -> int:
     out.write_text(json.dumps(asdict(report), indent=2))
     log(f"done in {time.monotonic() - started:.0f} s; results in {out.relative_to(ROOT)}")
     return 0 if ok else 1
+
+
+# Everything an operator would turn on (metrics, one JSON access line per request at INFO), and off.
+OBSERVABILITY_ON = {"METRICS_ENABLED": "true", "ACCESS_LOG": "true", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+OBSERVABILITY_OFF = {"METRICS_ENABLED": "false", "ACCESS_LOG": "false", "LOG_FORMAT": "json", "LOG_LEVEL": "WARNING"}
+TARGET_OBSERVABILITY_COST = 0.03
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compare_cpu(servers: list[Server], scenario: str, data: Path) -> list[tuple[Result, float]]:
+    """`compare`, plus each server's CPU time per request (µs) over its slices. On a shared machine
+    throughput moves with the neighbours' load; the CPU a request costs the server moves far less."""
+    if WARMUP_S:
+        for server in servers:
+            wrk(server.url, scenario, data, WARMUP_S)
+    seconds = max(1, DURATION_S // SLICES)
+    slices: list[list[Result]] = [[] for _ in servers]
+    cpu = [0.0 for _ in servers]
+    for round_ in range(SLICES):
+        order = list(range(len(servers))) if round_ % 2 == 0 else list(reversed(range(len(servers))))
+        for i in order:
+            before = cpu_seconds(servers[i].proc.pid)
+            slices[i].append(wrk(servers[i].url, scenario, data, seconds))
+            cpu[i] += cpu_seconds(servers[i].proc.pid) - before
+    merged = [merge(results) for results in slices]
+    return [
+        (result, used / result.requests * 1e6 if result.requests else 0.0)
+        for result, used in zip(merged, cpu, strict=True)
+    ]
+
+
+def run_observability(report: Report, bench_url: str, probe: str, scenarios: list[str], data: Path) -> None:
+    """The cost of metrics and access logs: the same service (one worker) with them on and off,
+    interleaved; compared by throughput and by server CPU per request."""
+    with (
+        running("app.serve", bench_url, probe, env=OBSERVABILITY_ON) as on,
+        running("app.serve", bench_url, probe, env=OBSERVABILITY_OFF) as off,
+    ):
+        for scenario in scenarios:
+            vacuum(bench_url)
+            log(f"{scenario}: metrics and JSON access log on vs off, interleaved")
+            (with_, cpu_on), (without, cpu_off) = compare_cpu([on, off], scenario, data)
+            cost = 1 - with_.rps / without.rps if without.rps else 0.0
+            cpu_cost = cpu_on / cpu_off - 1 if cpu_off else 0.0
+            report.observability[scenario] = {
+                "on_rps": with_.rps,
+                "off_rps": without.rps,
+                "throughput_cost": cost,
+                "on_cpu_us_per_request": cpu_on,
+                "off_cpu_us_per_request": cpu_off,
+                "cpu_cost": cpu_cost,
+                "on_p99_ms": with_.p99_ms,
+                "off_p99_ms": without.p99_ms,
+                "errors": with_.errors + without.errors,
+            }
+            log(
+                f"  on {with_.rps:,.0f} req/s {cpu_on:,.0f} µs CPU/request, off {without.rps:,.0f} req/s "
+                f"{cpu_off:,.0f} µs CPU/request: throughput cost {cost:+.1%}, CPU cost {cpu_cost:+.1%} "
+                f"{mark(cpu_cost <= TARGET_OBSERVABILITY_COST)} (target <= {TARGET_OBSERVABILITY_COST:.0%})"
+            )
 
 
 def run_scale(

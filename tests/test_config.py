@@ -136,3 +136,55 @@ def test_serve_refuses_to_start_and_says_why_in_one_line(env: dict[str, str], sa
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0] and lines[0].startswith("refusing to start")
+
+
+def test_observability_settings() -> None:
+    defaults = Settings.from_mapping({})
+    assert defaults.log_format is None  # the runner decides: text under `just dev`, json under `just serve`
+    assert defaults.access_log and defaults.metrics_enabled
+    assert defaults.metrics_allow == ("127.0.0.1", "::1")
+    assert defaults.otel_exporter_otlp_endpoint is None and defaults.otel_service_name == "tasks-api"
+    s = Settings.from_mapping(
+        {
+            "LOG_FORMAT": "JSON",
+            "ACCESS_LOG": "false",
+            "METRICS_ENABLED": "0",
+            "METRICS_ALLOW": "10.0.0.0/8, 127.0.0.1",
+            "PROMETHEUS_MULTIPROC_DIR": "/tmp/metrics",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+            "OTEL_SERVICE_NAME": "tasks-eu",
+        }
+    )
+    assert (s.log_format, s.access_log, s.metrics_enabled) == ("json", False, False)
+    assert s.metrics_allow == ("10.0.0.0/8", "127.0.0.1") and s.prometheus_multiproc_dir == "/tmp/metrics"
+    assert (s.otel_exporter_otlp_endpoint, s.otel_service_name) == ("http://collector:4318", "tasks-eu")
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"ACCESS_LOG": "sometimes"}, "ACCESS_LOG"),
+        ({"METRICS_ENABLED": "maybe"}, "METRICS_ENABLED"),
+        ({"METRICS_ALLOW": "localhost"}, "METRICS_ALLOW"),
+    ],
+)
+def test_bad_observability_settings_are_refused(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_mapping(env)
+
+
+def test_env_example_documents_the_observability_settings() -> None:
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for name in (
+        "LOG_FORMAT",
+        "ACCESS_LOG",
+        "METRICS_ENABLED",
+        "METRICS_ALLOW",
+        "PROMETHEUS_MULTIPROC_DIR",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+    ):
+        assert f"\n{name}=" in example, name
+        assert f"| `{name}` |" in readme, name

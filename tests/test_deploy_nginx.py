@@ -100,6 +100,13 @@ def test_the_api_end_to_end_through_nginx(topology: Topology, http: httpx.Client
     assert {entry["upstream"] for entry in log} >= {topology.upstream(i) for i in topology.instances}
 
 
+def test_metrics_are_not_served_through_the_edge(topology: Topology, http: httpx.Client) -> None:
+    through = http.get("/metrics")
+    assert (through.status_code, through.content) == (404, http.get("/metricz").content)
+    direct = httpx.get(topology.instances[0].url + "/metrics", timeout=10)  # the scraper's way in
+    assert direct.status_code == 200 and "http_requests_total" in direct.text
+
+
 def test_nginx_answers_its_own_limits_with_the_envelope(http: httpx.Client) -> None:
     auth = fresh_token("limits")
     too_large = http.post("/api/tasks", content=b"x" * (1_048_576 + 1), headers=auth)

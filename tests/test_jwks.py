@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -29,9 +30,10 @@ import pytest
 from conftest import SECRET, LiveServer, bearer, free_port, make_token
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from harness import recording
 from jwt.algorithms import ECAlgorithm
 
-from app.auth.jwks import FETCH_TIMEOUT_S, KEY_TYPES
+from app.auth.jwks import FAILED_FETCH_COOLDOWN_S, FETCH_TIMEOUT_S, KEY_TYPES
 from app.config import JWKS_ALGORITHMS, ConfigError, Settings
 
 PROBE = "/api/tasks?limit=1"
@@ -694,3 +696,80 @@ def test_jwks_settings_are_read() -> None:
     assert settings.jwt_algorithms == ("EdDSA", "ES256", "RS256")
     assert settings.jwt_jwks_refresh_s == 0.5
     assert settings.jwt_secret is None
+
+
+# --- why a token was refused; recovering from a JWKS that was down (issue 12) ----------------
+
+
+def test_rejection_reasons_are_logged_with_the_expected_values_never_the_token(
+    start_app: Callable[..., LiveServer], full_jwks: JwksServer, keys: dict[str, SigningKey]
+) -> None:
+    server = start_app(full_jwks.url, jwt_issuer=BETTER_AUTH_URL, jwt_audience=BETTER_AUTH_URL)
+    full_jwks.wait_served(1)
+    key = keys["ed25519"]
+    right = {"iss": BETTER_AUTH_URL, "aud": BETTER_AUTH_URL}
+    refused = {
+        "expired": key.token(exp_in=-3600, **right),
+        "wrong_issuer": key.token(**{**right, "iss": "https://evil.example"}),
+        "wrong_audience": key.token(**{**right, "aud": "https://other.example"}),
+        "unknown_key": make_token("x", secret=key.private, algorithm="EdDSA", headers={"kid": "no-such-kid"}, **right),
+        # Signed with another key under this key's kid.
+        "bad_signature": make_token(
+            "x", secret=keys["ed448"].private, algorithm="EdDSA", headers={"kid": key.kid}, **right
+        ),
+    }
+    with recording("app.auth.tokens") as logs:
+        for token in refused.values():
+            assert status(server, token) == 401
+    lines = {getattr(r, "reason", None): r for r in logs.records}
+    assert set(refused) <= lines.keys(), logs.text()
+    assert all(record.levelno == logging.INFO for record in logs.records)
+    assert f"expected '{BETTER_AUTH_URL}'" in lines["wrong_issuer"].getMessage()
+    assert f"expected '{BETTER_AUTH_URL}'" in lines["wrong_audience"].getMessage()
+    assert "no-such-kid" in lines["unknown_key"].getMessage()
+    assert "bad signature" in lines["bad_signature"].getMessage()
+    text = logs.text()
+    for token in refused.values():
+        assert token not in text and token.rsplit(".", 1)[1] not in text
+
+
+def test_a_flood_of_refused_tokens_logs_one_line_per_cause(
+    start_app: Callable[..., LiveServer], full_jwks: JwksServer, keys: dict[str, SigningKey]
+) -> None:
+    server = start_app(full_jwks.url, jwt_issuer=BETTER_AUTH_URL)
+    full_jwks.wait_served(1)
+    wrong = keys["ed25519"].token(iss="https://evil.example")
+    with recording("app.auth.tokens") as logs:
+        assert statuses(server, [wrong] * 40) == [401] * 40
+    assert len([r for r in logs.records if getattr(r, "reason", None) == "wrong_issuer"]) == 1, logs.text()
+
+
+def test_valid_tokens_work_within_seconds_of_the_jwks_coming_back(
+    start_app: Callable[..., LiveServer], jwks: JwksServer, keys: dict[str, SigningKey]
+) -> None:
+    """Down at start, with the default 60 s interval: the first fetch after a failure may come after
+    FAILED_FETCH_COOLDOWN_S, so the keys are in use a couple of seconds after the JWKS is back; and
+    while it is down, a stream of requests makes at most one fetch per cooldown."""
+    key = keys["ed25519"]
+    jwks.publish(key)
+    jwks.mode = "error"
+    server = start_app(jwks.url, jwt_jwks_refresh_s=60.0)
+    jwks.wait_served(1)
+    down_since = time.monotonic()
+    while time.monotonic() - down_since < 3:
+        assert status(server, key.token()) == 401
+        time.sleep(0.05)
+    # ~60 requests in 3 s: the start-up fetch plus at most one retry per cooldown.
+    assert jwks.fetches <= 1 + math.ceil(3 / FAILED_FETCH_COOLDOWN_S), jwks.fetches
+
+    jwks.mode = "ok"
+    back = time.monotonic()
+    wait_for = FAILED_FETCH_COOLDOWN_S + FETCH_TIMEOUT_S
+    while status(server, key.token()) != 200:
+        assert time.monotonic() - back < wait_for, "valid tokens still refused"
+        time.sleep(0.05)
+    recovered_in = time.monotonic() - back
+    assert recovered_in <= FAILED_FETCH_COOLDOWN_S + 2.0, recovered_in  # a fetch and a request, on a busy machine
+    fetched = jwks.fetches
+    assert status(server, keys["p256"].token()) == 401  # after a success: back to the 60 s interval
+    assert jwks.fetches == fetched

@@ -44,6 +44,7 @@ def test_5xx_are_logged_with_traceback_and_request_id_and_secrets_never(log_db: 
         "DATABASE_URL": database_url,
         "JWT_SECRET": SECRET,
         "LOG_LEVEL": "DEBUG",
+        "LOG_FORMAT": "text",  # JSON lines: tests/test_observability_logs.py
         "DB_STATEMENT_TIMEOUT_MS": "300",
     }
     user = User()

@@ -25,8 +25,13 @@ RELOCK = "pyproject.toml and requirements.lock disagree: run `just lock` and com
 
 
 def project_requirements() -> tuple[list[Requirement], dict[str, list[Requirement]]]:
+    """Direct requirements, and each extra's; an extra that includes another (`tasks-api[tracing]`
+    in `dev`) is its own requirements, the project itself being nothing to pin."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    extras = {name: [Requirement(r) for r in reqs] for name, reqs in project["optional-dependencies"].items()}
+    extras = {
+        name: [r for r in map(Requirement, reqs) if canonicalize_name(r.name) != PROJECT]
+        for name, reqs in project["optional-dependencies"].items()
+    }
     return [Requirement(r) for r in project["dependencies"]], extras
 
 

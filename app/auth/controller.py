@@ -15,6 +15,7 @@ from email_validator import EmailNotValidError, validate_email
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 
+from app import metrics
 from app.auth.passwords import Passwords, password_problem
 from app.auth.repository import UserRepository, client_key, normalize_email
 from app.auth.schemas import (
@@ -54,7 +55,7 @@ async def _count_client_attempt(request: Request[Any, Any, Any], users: UserRepo
     client = client_key(request.client.host if request.client else None)
     retry_after_s = await users.count_client_attempt(client)
     if retry_after_s is not None:
-        raise RateLimited(TOO_MANY_ATTEMPTS, retry_after_s)
+        raise RateLimited(TOO_MANY_ATTEMPTS, retry_after_s, limit="auth_rate_per_address")
     return client
 
 
@@ -118,10 +119,14 @@ class AccountsController(Controller):
             client = await _count_client_attempt(request, users)
             attempt = await users.record_sign_in_attempt(data.email, client)
             if attempt.retry_after_s is not None:
+                metrics.sign_in_failed("locked_out")
                 raise RateLimited(
-                    "Too many failed sign-in attempts for this email; try again later.", attempt.retry_after_s
+                    "Too many failed sign-in attempts for this email; try again later.",
+                    attempt.retry_after_s,
+                    limit="sign_in_lockout",
                 )
             if not await passwords.verify(attempt.password_hash, data.password) or attempt.user is None:
+                metrics.sign_in_failed("bad_credentials")
                 raise ApiError(401, BAD_CREDENTIALS, headers={"WWW-Authenticate": 'Bearer realm="api"'})
             await users.clear_sign_in_failures(data.email, client)
             if attempt.password_hash is not None and passwords.needs_rehash(attempt.password_hash):

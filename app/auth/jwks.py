@@ -8,6 +8,9 @@ The policy, in one place:
 - An unknown `kid` triggers a refresh, but at most one fetch starts per `refresh_interval_s` for the
   whole cache (not per kid), so a flood of tokens with random kids causes at most one fetch per
   interval. Requests arriving while a fetch is in flight wait for that same fetch.
+- After a failed fetch the wait is shorter, `FAILED_FETCH_COOLDOWN_S` (as `jose`'s remote key sets
+  do): a JWKS that was down (at start, say) is used within seconds of coming back, and while it
+  stays down the cache still tries at most once per cooldown, one fetch at a time.
 - A successful fetch replaces the whole key set, so a key removed from the JWKS stops working.
   A failed fetch (unreachable, timeout, not 200, not a JWKS) keeps the keys already cached and
   logs a warning "JWKS fetch failed" with the URL.
@@ -34,6 +37,7 @@ import msgspec
 logger = logging.getLogger("app.auth.jwks")
 
 FETCH_TIMEOUT_S = 3.0
+FAILED_FETCH_COOLDOWN_S = 2.0
 MAX_AGE_INTERVALS = 5
 # A JWKS is a few keys; anything much larger is not one.
 MAX_JWKS_BYTES = 256 * 1024
@@ -102,6 +106,9 @@ class JwksCache:
         self.algorithms = tuple(a for a in algorithms if a in KEY_TYPES)
         self.refresh_interval_s = refresh_interval_s
         self.max_age_s = MAX_AGE_INTERVALS * refresh_interval_s
+        self.failed_cooldown_s = min(FAILED_FETCH_COOLDOWN_S, refresh_interval_s)
+        # Whether the latest fetch failed (none has happened yet: nothing to wait for either).
+        self.last_fetch_failed = False
         self._keys: Keys = {}
         self._fetched_at: float | None = None
         self._attempted_at = -math.inf
@@ -129,11 +136,12 @@ class JwksCache:
         return self._keys.get((kid, algorithm))
 
     def _start_refresh(self) -> asyncio.Task[None] | None:
-        """The fetch in flight, else a new one if the last one started over an interval ago, else None."""
+        """The fetch in flight, else a new one if the last one started long enough ago, else None."""
         if self._inflight is not None:
             return self._inflight
         now = time.monotonic()
-        if now - self._attempted_at < self.refresh_interval_s:
+        wait = self.failed_cooldown_s if self.last_fetch_failed else self.refresh_interval_s
+        if now - self._attempted_at < wait:
             return None
         self._attempted_at = now
         self._inflight = asyncio.get_running_loop().create_task(self._refresh(), name="jwks-refresh")
@@ -144,8 +152,12 @@ class JwksCache:
             keys = await self._fetch()
         except Exception as exc:  # any failure: keep the keys we have (CancelledError is not one)
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            logger.warning("JWKS fetch failed: %s (%s)", self.url, reason)
+            self.last_fetch_failed = True
+            logger.warning(
+                "JWKS fetch failed: %s (%s); next attempt allowed in %s s", self.url, reason, self.failed_cooldown_s
+            )
         else:
+            self.last_fetch_failed = False
             self._keys = keys
             self._fetched_at = time.monotonic()
             logger.info("JWKS fetched from %s: %d usable key(s)", self.url, len(keys))

@@ -41,7 +41,7 @@ def authorization_header(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name.lower() == b"authorization":
             if found is not None:
-                raise TokenError("invalid")
+                raise TokenError("invalid", "malformed", "two Authorization headers")
             found = value.decode("latin-1")
     return found
 
@@ -54,7 +54,7 @@ def bearer_token(value: str | None) -> str:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token or len(value) > MAX_AUTHORIZATION_BYTES:
         # A token was sent in some form, just not one we accept.
-        raise TokenError("invalid")
+        raise TokenError("invalid", "not_bearer", "the Authorization header is not 'Bearer <token>'")
     return token
 
 
@@ -74,5 +74,7 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
                 # The one path that may wait: an asymmetric token whose key is not cached (yet).
                 caller = await self.verifier.verify_after_refresh(token)
         except TokenError as exc:
+            if exc.reason != "missing":
+                self.verifier.rejections.record(exc)
             raise unauthorized(exc.reason) from None
         return AuthenticationResult(user=caller, auth=None)

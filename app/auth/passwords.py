@@ -65,7 +65,7 @@ class Passwords:
     async def reserve(self) -> AsyncIterator[None]:
         """A place for the hashing a request is about to do; 503 at once when there is none."""
         if self._taken >= self._places:
-            raise ServiceUnavailable("Too many sign-ins at this moment; retry in a second.")
+            raise ServiceUnavailable("Too many sign-ins at this moment; retry in a second.", limit="hashing_queue")
         self._taken += 1
         try:
             yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -11,8 +12,11 @@ from typing import Any
 import jwt
 import msgspec
 
+from app import metrics
 from app.auth.jwks import JwksCache
 from app.config import HMAC_ALGORITHMS, JWKS_ALGORITHMS, Settings
+
+logger = logging.getLogger("app.auth.tokens")
 
 MAX_USER_ID_CHARS = 255
 # How many verified tokens are remembered (LRU): see `TokenVerifier`.
@@ -28,18 +32,60 @@ class Caller(msgspec.Struct, frozen=True):
 
 
 class TokenError(Exception):
-    """The token is not acceptable. `reason` is safe to show: "expired" or "invalid"."""
+    """The token is not acceptable. `reason` is safe to show the client: "missing", "expired" or
+    "invalid". `cause` (a short label: metrics, log deduplication) and `detail` (one sentence, with
+    the expected issuer/audience where relevant) are for the operator's log: never the token."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, cause: str | None = None, detail: str | None = None) -> None:
         self.reason = reason
+        self.cause = cause or reason
+        self.detail = detail or self.cause.replace("_", " ")
         super().__init__(reason)
+
+
+def _shown(value: object) -> str:
+    """A client-chosen value (a `kid`) as it may appear in a log line: quoted, escaped, short."""
+    text = repr(value)
+    return text if len(text) <= 66 else text[:63] + "..."
 
 
 class UnknownKey(TokenError):
     """An asymmetric token names a key the JWKS cache does not hold: `verify_after_refresh` may find it."""
 
-    def __init__(self) -> None:
-        super().__init__("invalid")
+    def __init__(self, kid: str = "", last_fetch_failed: bool = False) -> None:
+        detail = f"unknown key: kid {_shown(kid)} is not in the JWKS"
+        if last_fetch_failed:
+            detail += " (the last JWKS fetch failed)"
+        super().__init__("invalid", "unknown_key", detail)
+
+
+REJECTION_LOG_INTERVAL_S = 10.0
+
+
+class RejectionLog:
+    """Logs why tokens are refused, at INFO, at most one line per cause per interval (per worker).
+
+    A flood of bad tokens (a misconfigured client retrying, someone probing) makes one line per
+    cause every `interval_s`, which says how many more were refused meanwhile; every refusal is
+    still counted in the `token_rejections_total` metric.
+    """
+
+    def __init__(self, interval_s: float = REJECTION_LOG_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self._logged_at: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def record(self, error: TokenError) -> None:
+        metrics.token_rejected(error.cause)
+        now = time.monotonic()
+        logged_at = self._logged_at.get(error.cause)
+        if logged_at is not None and now - logged_at < self.interval_s:
+            self._unlogged[error.cause] = self._unlogged.get(error.cause, 0) + 1
+            return
+        self._logged_at[error.cause] = now
+        unlogged = self._unlogged.pop(error.cause, 0)
+        more = f" ({unlogged} more refused for this cause since the last line)" if unlogged else ""
+        logger.info("token rejected: %s%s", error.detail, more, extra={"reason": error.cause})
 
 
 def _text_claim(claims: dict[str, Any], name: str) -> str | None:
@@ -61,10 +107,10 @@ def identity_from_claims(claims: dict[str, Any]) -> Caller:
         raw = claims.get("user_id")
     # bool is an int subclass: `true` is not an identity.
     if isinstance(raw, bool) or not isinstance(raw, str | int):
-        raise TokenError("invalid")
+        raise TokenError("invalid", "bad_subject", "no usable sub (or user_id) claim")
     user_id = str(raw).strip()
     if not user_id or len(user_id) > MAX_USER_ID_CHARS or "\x00" in user_id or not user_id.isprintable():
-        raise TokenError("invalid")
+        raise TokenError("invalid", "bad_subject", "the sub (or user_id) claim is not a usable id")
     return Caller(id=user_id, email=_text_claim(claims, "email"), name=_text_claim(claims, "name"))
 
 
@@ -114,6 +160,7 @@ class TokenVerifier:
             self.jwks = JwksCache(settings.jwt_jwks_url, self.jwks_algorithms, settings.jwt_jwks_refresh_s)
         # Public keys come from elsewhere: refuse weak ones (e.g. RSA under 2048 bits) rather than warn.
         self.jwks_options: jwt.types.Options = {**self.options, "enforce_minimum_key_length": True}
+        self.rejections = RejectionLog()
         # token -> (caller, valid from, valid until (time.time() seconds), JWKS key or None)
         self._verified: OrderedDict[str, tuple[Caller, float, float, KeyRef | None]] = OrderedDict()
 
@@ -138,31 +185,24 @@ class TokenVerifier:
         return self._remember(token, *self._claims(token))
 
     def _claims(self, token: str) -> tuple[dict[str, Any], KeyRef | None]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise TokenError("invalid") from None
+        header = _header(token)
         algorithm = header.get("alg")
         if algorithm not in self.hmac_algorithms:
             kid, algorithm = self._jwks_target(header)
             key = self.jwks.cached(kid, algorithm) if self.jwks is not None else None
             if key is None:
-                raise UnknownKey()
+                raise UnknownKey(kid, self.jwks is not None and self.jwks.last_fetch_failed)
             return self._claims_with_key(token, key, algorithm), (kid, algorithm, key)
         if self.secret is None:
-            raise TokenError("invalid")
+            raise TokenError("invalid", "algorithm_not_allowed", f"algorithm {_shown(algorithm)} needs JWT_SECRET")
         return self._decode(token, self.secret, self.hmac_algorithms, self.options), None
 
     async def verify_after_refresh(self, token: str) -> Caller:
         """For a token `verify` answered with `UnknownKey`: refresh the JWKS (rate-limited) and retry."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise TokenError("invalid") from None
-        kid, algorithm = self._jwks_target(header)
+        kid, algorithm = self._jwks_target(_header(token))
         key = await self.jwks.refreshed(kid, algorithm) if self.jwks is not None else None
         if key is None:
-            raise TokenError("invalid")
+            raise UnknownKey(kid, self.jwks is not None and self.jwks.last_fetch_failed)
         return self._remember(token, self._claims_with_key(token, key, algorithm), (kid, algorithm, key))
 
     def _remember(self, token: str, claims: dict[str, Any], key_ref: KeyRef | None) -> Caller:
@@ -184,9 +224,11 @@ class TokenVerifier:
         kid = header.get("kid")
         # isinstance first: a crafted header may carry an unhashable `alg`.
         if not isinstance(algorithm, str) or algorithm not in self.jwks_algorithms:
-            raise TokenError("invalid")
+            raise TokenError(
+                "invalid", "algorithm_not_allowed", f"algorithm {_shown(algorithm)} is not in JWT_ALGORITHMS"
+            )
         if not isinstance(kid, str) or not kid:
-            raise TokenError("invalid")
+            raise TokenError("invalid", "no_kid", "an asymmetric token without a kid")
         return kid, algorithm
 
     def _claims_with_key(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
@@ -207,10 +249,27 @@ class TokenVerifier:
                 audience=self.audience,
             )
         except jwt.ExpiredSignatureError:
-            raise TokenError("expired") from None
-        except jwt.PyJWTError:
-            raise TokenError("invalid") from None
+            raise TokenError("expired", "expired", "expired (exp is past, beyond JWT_LEEWAY_S)") from None
+        except jwt.InvalidIssuerError:
+            raise TokenError("invalid", "wrong_issuer", f"wrong issuer (expected {self.issuer!r})") from None
+        except jwt.InvalidAudienceError:
+            raise TokenError("invalid", "wrong_audience", f"wrong audience (expected {self.audience!r})") from None
+        except jwt.InvalidSignatureError:
+            raise TokenError("invalid", "bad_signature", "bad signature") from None
+        except jwt.ImmatureSignatureError:
+            raise TokenError("invalid", "not_yet_valid", "not valid yet (nbf or iat in the future)") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenError("invalid", "missing_claim", f"missing required claim {exc.claim!r}") from None
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid", "malformed", f"malformed ({type(exc).__name__})") from None
         return claims
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise TokenError("invalid", "malformed", "malformed (not a JWT)") from None
 
 
 class TokenIssuer:

@@ -143,7 +143,7 @@ def _count_write(write_rate: RateLimiter, caller: Caller) -> None:
     """WRITE_RATE_PER_MIN, per user and per worker process: 429 before the request does anything."""
     wait = write_rate.take(caller.id)
     if wait is not None:
-        raise RateLimited("Too many task changes; retry later.", wait)
+        raise RateLimited("Too many task changes; retry later.", wait, limit="write_rate")
 
 
 def _existing_id(task_id: int) -> int:
@@ -251,7 +251,9 @@ class TasksController(Controller):
         async def write() -> Response[Any]:
             task = await tasks.create(request.user, data)
             if task is None:
-                raise QuotaExceeded(f"You have reached the limit of {tasks.max_tasks} tasks; delete some first.")
+                raise QuotaExceeded(
+                    f"You have reached the limit of {tasks.max_tasks} tasks; delete some first.", limit="task_quota"
+                )
             return _etagged(task, 201, {"Location": f"/api/tasks/{task.id}"})
 
         return await _once(request, idempotency_key, write)
