@@ -6,6 +6,7 @@ This is the only module that reads `os.environ`. Every name here is fixed by the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +51,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_max_failed_attempts: int = 5
     auth_lockout_s: int = 900
     log_level: str = "INFO"
+    # Connection limits, enforced by uvicorn and app.http.protocol (see README, "Robustness").
+    http_max_header_bytes: int = 65_536
+    http_read_timeout_s: float = 15.0
+    http_idle_timeout_s: float = 5.0
+    http_write_timeout_s: float = 30.0
+    http_max_connections: int = 1_000
+    # Peers whose X-Forwarded-For is believed (addresses or CIDRs); empty: nobody's.
+    trusted_proxies: tuple[str, ...] = ()
+    jwt_max_lifetime_s: int = 2_592_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -133,6 +143,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             auth_max_failed_attempts=integer("AUTH_MAX_FAILED_ATTEMPTS", 5, minimum=1),
             auth_lockout_s=integer("AUTH_LOCKOUT_S", 900, minimum=1),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
+            http_max_header_bytes=integer("HTTP_MAX_HEADER_BYTES", 65_536, minimum=1024),
+            http_read_timeout_s=number("HTTP_READ_TIMEOUT_S", 15.0),
+            http_idle_timeout_s=number("HTTP_IDLE_TIMEOUT_S", 5.0),
+            http_write_timeout_s=number("HTTP_WRITE_TIMEOUT_S", 30.0),
+            http_max_connections=integer("HTTP_MAX_CONNECTIONS", 1_000, minimum=1),
+            trusted_proxies=words("TRUSTED_PROXIES", ()),
+            jwt_max_lifetime_s=integer("JWT_MAX_LIFETIME_S", 2_592_000, minimum=1),
         )
         settings.validate()
         return settings
@@ -144,6 +161,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
         self._validate_jwt_algorithms()
+        if self.access_token_ttl_s > self.jwt_max_lifetime_s:
+            # The service would refuse the very tokens it issues.
+            raise ConfigError("ACCESS_TOKEN_TTL_S must not exceed JWT_MAX_LIFETIME_S")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not an address or CIDR") from None
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level}")
 

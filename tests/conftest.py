@@ -30,6 +30,7 @@ from app.config import Settings
 from app.embedded_pg import EmbeddedPostgres
 from app.main import create_app
 from app.migrate import apply
+from app.serve import uvicorn_config
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
@@ -90,8 +91,15 @@ class LiveServer:
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        # The very uvicorn configuration of `just serve` (protocol, limits, proxy headers).
+        config = uvicorn_config(
+            create_app(settings),
+            settings,
+            host="127.0.0.1",
+            port=self.port,
+            workers=1,
+            log_level="warning",
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -80,7 +80,7 @@ def test_preflight_from_an_allowed_origin(client: httpx.Client) -> None:
         headers={
             "Origin": ALLOWED,
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization, content-type",
+            "Access-Control-Request-Headers": "authorization, content-type, x-request-id",
         },
     )
     assert response.status_code == 204
@@ -89,7 +89,72 @@ def test_preflight_from_an_allowed_origin(client: httpx.Client) -> None:
     methods = {m.strip() for m in response.headers["access-control-allow-methods"].split(",")}
     assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
     allowed_headers = {h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")}
-    assert allowed_headers == {"authorization", "content-type"}
+    assert allowed_headers == {
+        "authorization",
+        "content-type",
+        "x-request-id",
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+        "last-event-id",
+    }
+
+
+def test_preflight_asking_for_a_header_outside_the_list_is_refused(client: httpx.Client) -> None:
+    response = client.options(
+        "/api/tasks",
+        headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-evil"},
+    )
+    assert response.status_code == 400
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_responses_expose_the_headers_a_script_needs(client: httpx.Client, user: User) -> None:
+    created = client.post("/api/tasks", json={"title": "exposed"}, headers={**user.headers, "Origin": ALLOWED})
+    assert created.status_code == 201
+    exposed = {h.strip().lower() for h in created.headers["access-control-expose-headers"].split(",")}
+    assert exposed == {"location", "retry-after", "x-request-id", "etag", "idempotent-replayed"}
+    other = client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-expose-headers" not in other.headers
+
+
+# --- Paths and methods: normalized before anything matches on them ----------------------------------
+
+
+def raw_path(client: httpx.Client, path: str) -> httpx.URL:
+    """The URL with `path` sent as written (httpx would read `//api` as a host)."""
+    return client.base_url.copy_with(raw_path=path.encode())
+
+
+@pytest.mark.parametrize("path", ["//api/tasks", "/api//tasks", "/api/./tasks", "/x/../api/tasks", "///api/tasks/"])
+def test_path_spellings_reach_the_same_route_with_the_same_headers(client: httpx.Client, user: User, path: str) -> None:
+    response = client.get(raw_path(client, path), headers={**user.headers, "Origin": ALLOWED})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+
+
+def test_a_sign_in_path_spelled_with_double_slashes_is_not_cacheable(client: httpx.Client) -> None:
+    response = client.post(
+        raw_path(client, "//api/auth/signin"), json={"email": "nobody@example.com", "password": "wrong-password"}
+    )
+    assert response.status_code in (401, 422)
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/ready", "/api/tasks", "/api/tasks/", "/schema/openapi.json"])
+def test_head_works_wherever_get_does(client: httpx.Client, user: User, path: str) -> None:
+    get = client.get(path, headers=user.headers)
+    head = client.head(path, headers=user.headers)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers.get("cache-control") == get.headers.get("cache-control")
+
+
+def test_head_where_get_is_not_allowed_is_a_405(client: httpx.Client, user: User) -> None:
+    response = client.head("/api/auth/signin")
+    assert response.status_code == 405
 
 
 def test_preflight_from_another_origin_gets_no_cors_headers_and_the_envelope(client: httpx.Client) -> None:
