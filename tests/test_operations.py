@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+import shutil
 import socket
+import subprocess
+import tarfile
 import time
 from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +20,7 @@ import pytest
 from conftest import LiveServer, User, free_port, scratch_database
 
 from app.config import Settings
+from app.docs import SCALAR_FILE, SCALAR_INTEGRITY, SCALAR_VERSION
 
 
 def test_health_is_ok_without_auth(client: httpx.Client) -> None:
@@ -245,6 +254,56 @@ def test_scalar_docs_are_served_at_schema_and_docs(client: httpx.Client) -> None
     assert "scalar" in page.text.lower()
     docs = client.get("/docs", follow_redirects=True)
     assert docs.status_code == 200 and "scalar" in docs.text.lower()
+
+
+def _script_tags(html: str) -> list[dict[str, str | None]]:
+    class Scripts(HTMLParser):
+        found: list[dict[str, str | None]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in ("script", "link"):
+                self.found.append({"tag": tag, **dict(attrs)})
+
+    parser = Scripts()
+    parser.found = []
+    parser.feed(html)
+    return parser.found
+
+
+def test_the_docs_page_loads_only_the_pinned_scalar_script_with_integrity(client: httpx.Client) -> None:
+    for path in ("/schema", "/schema/scalar"):
+        tags = _script_tags(client.get(path).text)
+        external = [t for t in tags if t.get("src") or t.get("href")]
+        assert external == [
+            {
+                "tag": "script",
+                "src": f"https://cdn.jsdelivr.net/npm/@scalar/api-reference@{SCALAR_VERSION}/dist/browser/standalone.js",
+                "integrity": SCALAR_INTEGRITY,
+                "crossorigin": "anonymous",
+            }
+        ]
+        assert re.fullmatch(r"\d+\.\d+\.\d+", SCALAR_VERSION)  # an exact version, never a tag like latest
+
+
+def test_the_pinned_integrity_is_the_hash_of_the_published_file(tmp_path: Path) -> None:
+    """Re-computes the hash from the npm registry's tarball of that version (the file the CDN serves)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed; the hash was computed as app/docs.py describes")
+    packed = subprocess.run(
+        [npm, "pack", "--prefer-offline", f"@scalar/api-reference@{SCALAR_VERSION}", "--pack-destination", tmp_path],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if packed.returncode != 0:
+        pytest.skip("the npm registry is not reachable; the hash was computed as app/docs.py describes")
+    (tarball,) = tmp_path.glob("*.tgz")
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile(f"package/{SCALAR_FILE}")
+        assert member is not None
+        digest = hashlib.sha384(member.read()).digest()
+    assert "sha384-" + base64.b64encode(digest).decode() == SCALAR_INTEGRITY
 
 
 # --- server faults: never a traceback, SQL or driver message ------------------------------------
