@@ -204,9 +204,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _write_timed_out(self) -> None:
         """The client stopped reading: drop the buffered response at once (close() would wait for it)."""
         self._write_timer = None
-        self.logger.info(
-            "Client did not read its response within %ss: connection aborted.", self.limits.write_timeout_s
-        )
+        self.logger.info("Response not read within %ss: connection aborted.", self.limits.write_timeout_s)
         self.transport.abort()
 
     # --- answering below the app, and closing ----------------------------------------------------
