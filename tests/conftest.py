@@ -86,14 +86,14 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The real app under uvicorn, on a free port, in a background thread."""
+    """The real app (or `app`) under uvicorn, on a free port, in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, app: Callable[..., Any] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The very uvicorn configuration of `just serve` (protocol, limits, proxy headers).
         config = uvicorn_config(
-            create_app(settings),
+            app or create_app(settings),
             settings,
             host="127.0.0.1",
             port=self.port,
