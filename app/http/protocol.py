@@ -28,6 +28,20 @@ from app.errors import error_body
 # this much for at most this long (nginx's "lingering close", bounded), and closes.
 LINGER_BYTES = 1_048_576
 LINGER_S = 2.0
+# Deadlines bound how long a slow client holds memory, not how many do it at once: 300 sockets each
+# sending a 1 MiB body but its last byte held 300 MB until their deadline. So each worker also caps
+# the bytes it holds for clients at once: bodies of requests not yet received whole (beyond: 503 for
+# the request that would pass the cap), and responses stuck because their client stopped reading
+# (beyond: that connection is dropped at once instead of after HTTP_WRITE_TIMEOUT_S).
+PENDING_BODY_BUDGET = 64 * 1_048_576
+STALLED_WRITE_BUDGET = 64 * 1_048_576
+
+
+class _Budget:
+    """Bytes held across this worker's connections (one event loop per process: no lock needed)."""
+
+    pending_bodies = 0
+    stalled_writes = 0
 
 
 class HttpLimits(msgspec.Struct, frozen=True):
@@ -42,6 +56,10 @@ class HttpLimits(msgspec.Struct, frozen=True):
 
 class _HeadTooLarge(Exception):
     """Raised from a parser callback to stop httptools at once."""
+
+
+class _BodyBudgetSpent(Exception):
+    """Raised from a parser callback: this body would pass PENDING_BODY_BUDGET."""
 
 
 def raw_error(status: int, message: str, *extra: bytes) -> bytes:
@@ -74,6 +92,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # Lingering: bytes still to discard before closing (None: not lingering).
         self._discard: int | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
+        # This connection's share of the worker's budgets.
+        self._pending_body = 0
+        self._stalled = 0
 
     # --- open sockets --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -91,6 +112,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if timer is not None:
                 timer.cancel()
         self._write_timer = self._linger_timer = None
+        self._release_body()
+        self._release_stalled()
         super().connection_lost(exc)
 
     # --- the request head: size cap and read deadline --------------------------------------------
@@ -111,6 +134,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):
                 self._head_too_large()
+            elif isinstance(exc.__context__, _BodyBudgetSpent):
+                self._body_budget_spent()
             else:
                 self.logger.warning("Invalid HTTP request received.")
                 self.send_400_response("Invalid HTTP request received.")
@@ -140,8 +165,30 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 raise _HeadTooLarge
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        size = len(body)
+        if _Budget.pending_bodies + size > PENDING_BODY_BUDGET:
+            raise _BodyBudgetSpent
+        _Budget.pending_bodies += size
+        self._pending_body += size
+        super().on_body(body)
+
+    def _release_body(self) -> None:
+        _Budget.pending_bodies -= self._pending_body
+        self._pending_body = 0
+
+    def _body_budget_spent(self) -> None:
+        cycle = self.cycle
+        cycle.disconnected = True  # the app, if waiting for this body, is told the client is gone
+        cycle.message_event.set()
+        if cycle.response_started:
+            self._linger()
+        else:
+            self._reject(503, "The server is receiving too much at once, retry shortly.", b"retry-after: 1\r\n")
+
     def on_message_complete(self) -> None:
         self._cancel_read_timer()
+        self._release_body()
         self._reading_head = True
         self._head_bytes = 0
         super().on_message_complete()
@@ -194,12 +241,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().pause_writing()
         if self._write_timer is None:
             self._write_timer = self.loop.call_later(self.limits.write_timeout_s, self._write_timed_out)
+        self._release_stalled()
+        self._stalled = self.transport.get_write_buffer_size()
+        _Budget.stalled_writes += self._stalled
+        if _Budget.stalled_writes > STALLED_WRITE_BUDGET:
+            self.logger.info("Too many unread responses held: connection aborted.")
+            self.transport.abort()
 
     def resume_writing(self) -> None:
         super().resume_writing()
+        self._release_stalled()
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
+
+    def _release_stalled(self) -> None:
+        _Budget.stalled_writes -= self._stalled
+        self._stalled = 0
 
     def _write_timed_out(self) -> None:
         """The client stopped reading: drop the buffered response at once (close() would wait for it)."""
@@ -216,6 +274,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _linger(self) -> None:
         """Half-close after the answer, discard what is in flight (bounded, see LINGER_BYTES), close."""
         self._cancel_read_timer()
+        self._release_body()
         self._unset_keepalive_if_required()
         self._discard = LINGER_BYTES
         self.flow.resume_reading()
