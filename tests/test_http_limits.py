@@ -36,7 +36,7 @@ MAX_HEADER_BYTES = 65_536  # the default
 MAX_BODY_BYTES = 1_048_576  # the default
 P99_LIMIT_S = 0.050
 RSS_LIMIT_BYTES = 300 * 1024 * 1024
-MIN_SAMPLES = 200
+MIN_SAMPLES = 400
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,9 @@ print(json.dumps({"latencies": latencies, "failures": failures}))
 class Watch:
     """While an attack runs: the victim's request latencies and the worker's peak RSS."""
 
-    def __init__(self, server: ServerProcess, victim: User) -> None:
+    def __init__(self, server: ServerProcess, victim: User, p99_limit_s: float = P99_LIMIT_S) -> None:
         assert server.process is not None
+        self.p99_limit_s = p99_limit_s
         self.pid = server.process.pid
         self.latencies: list[float] = []
         self.failures: list[str] = []
@@ -157,14 +158,26 @@ class Watch:
         assert not self.failures, self.failures[:5]
         assert len(self.latencies) >= MIN_SAMPLES, "the victim barely ran"
         slowest = [round(t * 1000) for t in sorted(self.latencies)[-8:]]
-        assert self.p99() < P99_LIMIT_S, f"victim p99 {self.p99() * 1000:.1f} ms over {len(self.latencies)}; {slowest}"
+        assert self.p99() < self.p99_limit_s, (
+            f"victim p99 {self.p99() * 1000:.1f} ms over {len(self.latencies)}; {slowest}"
+        )
         assert self.peak_rss < RSS_LIMIT_BYTES, f"worker RSS peaked at {self.peak_rss / 2**20:.0f} MB"
 
 
+@pytest.fixture(scope="module")
+def p99_limit(server: ServerProcess, victim: User) -> float:
+    """50 ms; on a machine so loaded that the victim's p99 *without* any attack is above 25 ms,
+    twice that quiet p99 (measured here, in the same run), so the test still tells an attack's
+    harm from the neighbours' load."""
+    with Watch(server, victim) as quiet:
+        pass
+    return max(P99_LIMIT_S, 2 * quiet.p99())
+
+
 @pytest.fixture
-def watch(server: ServerProcess, victim: User, db: psycopg.Connection[Any]) -> Iterator[Watch]:
+def watch(server: ServerProcess, victim: User, db: psycopg.Connection[Any], p99_limit: float) -> Iterator[Watch]:
     """Runs the victim around the test's attack, then checks it and that the database is unchanged."""
-    with nothing_changes(db), Watch(server, victim) as watching:
+    with nothing_changes(db), Watch(server, victim, p99_limit) as watching:
         yield watching
     watching.assert_unharmed()
 
@@ -443,7 +456,7 @@ def hoarder(limits_db: str) -> User:
 
 
 def test_big_responses_nobody_reads_are_abandoned_after_the_write_timeout(
-    server: ServerProcess, hoarder: User, victim: User, db: psycopg.Connection[Any]
+    server: ServerProcess, hoarder: User, victim: User, db: psycopg.Connection[Any], p99_limit: float
 ) -> None:
     """Building a 5 MB page costs its CPU whoever asks; what the write timeout bounds is the holding
     of it for a client that does not read. So the victim is measured while the pages are held."""
@@ -466,7 +479,7 @@ def test_big_responses_nobody_reads_are_abandoned_after_the_write_timeout(
                     sock.sendall(request)
                     assert sock.recv(1) == b"H"  # the page is built and being sent; now stop reading
                     socks.append(sock)
-                with Watch(server, victim) as watching:
+                with Watch(server, victim, p99_limit) as watching:
                     time.sleep(WRITE_TIMEOUT_S + 0.5)
                 watching.assert_unharmed()
                 for sock in socks:

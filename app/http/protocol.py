@@ -87,6 +87,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # Between two requests, or inside a request's head: bytes of the head read so far.
         self._reading_head = True
         self._head_bytes = 0
+        # The current request's read deadline (loop time), and one timer per connection that checks
+        # it: re-arming a timer for every request cost more than the rest of this class together.
+        self._read_deadline: float | None = None
         self._read_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         # Lingering: bytes still to discard before closing (None: not lingering).
@@ -124,9 +127,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         if self._reading_head:
-            if self._read_timer is None:
+            if self._read_deadline is None:
                 # The request's first bytes: its head and body must all arrive within the deadline.
-                self._read_timer = self.loop.call_later(self.limits.read_timeout_s, self._read_timed_out)
+                self._read_deadline = self.loop.time() + self.limits.read_timeout_s
+                if self._read_timer is None:
+                    self._read_timer = self.loop.call_at(self._read_deadline, self._check_read_deadline)
             self._head_bytes += len(data)
         self._unset_keepalive_if_required()
         try:
@@ -187,8 +192,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._reject(503, "The server is receiving too much at once, retry shortly.", b"retry-after: 1\r\n")
 
     def on_message_complete(self) -> None:
-        self._cancel_read_timer()
-        self._release_body()
+        self._read_deadline = None  # (its timer, if still armed, finds no deadline and lapses)
+        if self._pending_body:
+            self._release_body()
         self._reading_head = True
         self._head_bytes = 0
         super().on_message_complete()
@@ -197,11 +203,18 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._reject(431, "The request line and headers are too large.")
 
     # --- the request body: read deadline ---------------------------------------------------------
+    def _check_read_deadline(self) -> None:
+        self._read_timer = None
+        if self._read_deadline is None or self.transport.is_closing():
+            return  # the request it was armed for arrived whole
+        now = self.loop.time()
+        if now < self._read_deadline:  # armed for an earlier request: wait for this one's deadline
+            self._read_timer = self.loop.call_at(self._read_deadline, self._check_read_deadline)
+            return
+        self._read_timed_out()
+
     def _read_timed_out(self) -> None:
         """The request's head or body did not arrive in time: 408 if nothing was answered, then close."""
-        self._read_timer = None
-        if self.transport.is_closing():
-            return
         cycle = None if self._reading_head else self.cycle
         if cycle is not None:
             # The app, waiting for the body, is told the client is gone; its answer goes nowhere.
@@ -213,6 +226,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._reject(408, "The request did not arrive in time.")
 
     def _cancel_read_timer(self) -> None:
+        self._read_deadline = None
         if self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
