@@ -25,9 +25,19 @@ test *args:
 
 # Lint, format check and type check.
 check:
-    ruff check app tests bench
-    ruff format --check app tests bench
+    ruff check app tests bench deploy
+    ruff format --check app tests bench deploy
     mypy
+
+# Re-resolve requirements.lock from pyproject.toml through PyPI (all extras, every platform, Python 3.11+),
+# keeping the current pins where they still fit. `just lock --upgrade` moves everything to the newest.
+lock *args:
+    {{python}} -m uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+        --custom-compile-command "just lock" --quiet -o requirements.lock {{args}}
+
+# Write the app's OpenAPI document to openapi.json (sorted keys, default settings; no server needed).
+openapi:
+    {{python}} -m app.openapi
 
 # Throughput/latency benchmark: the service vs a bare-ASGI reference, with wrk (see bench/run.py).
 bench:

@@ -1,7 +1,7 @@
 """Settings: read once from the environment (and an optional `.env`), validated at start-up.
 
-This is the only module that reads `os.environ`. Every name here is fixed by the contract
-(`CONTRACT.md`, "Configuration"); `.env.example` documents each one with its default.
+This is the only module that reads `os.environ`. The names are fixed (tools outside the project
+rely on them); `.env.example` and the README's configuration table document each one with its default.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -104,25 +105,95 @@ class ServerProcess:
         self.stop()
 
 
-def pgbouncer_binary() -> str | None:
-    return shutil.which("pgbouncer") or next(
-        (str(p) for p in (Path("/usr/sbin/pgbouncer"), Path("/usr/bin/pgbouncer")) if p.is_file()), None
+def system_binary(name: str) -> str | None:
+    """A Debian package's program, also where root's PATH has it but a user's does not."""
+    return shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.is_file()), None
     )
 
 
-class PgBouncer:
+def pgbouncer_binary() -> str | None:
+    return system_binary("pgbouncer")
+
+
+class Daemon:
+    """A server binary run from its own work dir, its stderr in `stderr.log` there.
+
+    Under root it runs as the embedded PostgreSQL's system user: PgBouncer refuses root, and
+    nginx must show that it needs no privilege.
+    """
+
+    name = "daemon"
+    log_files: tuple[str, ...] = ()
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, argv: list[str]) -> None:
+        kwargs: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            user = _system_user()
+            _make_traversable(self.work_dir)
+            for path in [self.work_dir, *self.work_dir.rglob("*")]:
+                os.chown(path, user.pw_uid, user.pw_gid)
+            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        self.process = subprocess.Popen(
+            argv,
+            cwd="/",
+            stdout=subprocess.DEVNULL,
+            stderr=(self.work_dir / "stderr.log").open("wb"),
+            **kwargs,
+        )
+
+    def _running(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
+        return True
+
+    def log(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:]
+            for p in (*(self.work_dir / name for name in self.log_files), self.work_dir / "stderr.log")
+            if p.exists()
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+
+class PgBouncer(Daemon):
     """A real PgBouncer in transaction pooling mode in front of one PostgreSQL server.
 
     It refuses to run as root; under root it runs as the embedded PostgreSQL's system user. Like
     Neon's pooler, it accepts no startup parameter it cannot track (no `options`).
     """
 
+    name = "pgbouncer"
+    log_files = ("pgbouncer.log",)
+
     def __init__(self, server_url: str, work_dir: Path, pool_size: int = 20) -> None:
+        super().__init__(work_dir)
         binary = pgbouncer_binary()
         if binary is None:
             raise RuntimeError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
         self.binary = binary
-        self.work_dir = work_dir
         self.port = free_port()
         target = urlsplit(server_url)
         self.target_host = target.hostname or "127.0.0.1"
@@ -130,7 +201,6 @@ class PgBouncer:
         self.user = unquote(target.username or "postgres")
         self.password = unquote(target.password or "")
         self.pool_size = pool_size
-        self.process: subprocess.Popen[bytes] | None = None
 
     def url_for(self, database_url: str) -> str:
         """`database_url` with its host and port replaced by PgBouncer's."""
@@ -165,53 +235,16 @@ class PgBouncer:
                 ]
             )
         )
-        kwargs: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            user = _system_user()
-            _make_traversable(self.work_dir)
-            for path in [self.work_dir, *self.work_dir.iterdir()]:
-                os.chown(path, user.pw_uid, user.pw_gid)
-            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-        self.process = subprocess.Popen(
-            [self.binary, str(ini)],
-            cwd="/",
-            stdout=subprocess.DEVNULL,
-            stderr=(self.work_dir / "stderr.log").open("wb"),
-            **kwargs,
-        )
+        self._spawn([self.binary, str(ini)])
         probe = f"postgresql://{quote(self.user)}@127.0.0.1:{self.port}/postgres"
         wait_until(lambda: self._answers(probe), timeout=15, what=f"pgbouncer:\n{self.log()}")
         return self
 
     def _answers(self, url: str) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"pgbouncer exited with {self.process.returncode}:\n{self.log()}")
+        self._running()
         with psycopg.connect(url, connect_timeout=2, prepare_threshold=None) as conn:
             conn.execute("SELECT 1")
         return True
-
-    def log(self) -> str:
-        return "\n".join(
-            p.read_text(errors="replace")[-4000:]
-            for p in (self.work_dir / "pgbouncer.log", self.work_dir / "stderr.log")
-            if p.exists()
-        )
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class RecordingHandler(logging.Handler):
@@ -241,3 +274,51 @@ def recording(logger_name: str = "") -> Iterator[RecordingHandler]:
         yield handler
     finally:
         logger.removeHandler(handler)
+
+
+def nginx_binary() -> str | None:
+    return system_binary("nginx")
+
+
+class Nginx(Daemon):
+    """nginx from deploy/ (rendered by deploy/render.py) in front of `upstreams`, on a free port.
+
+    It runs as an ordinary user from its own directory: under root, as the embedded PostgreSQL's
+    system user, so the test proves it needs no privilege.
+    """
+
+    name = "nginx"
+    log_files = ("logs/error.log",)
+
+    def __init__(self, work_dir: Path, upstreams: list[str]) -> None:
+        super().__init__(work_dir)
+        binary = nginx_binary()
+        if binary is None:
+            raise RuntimeError("nginx is not installed (Debian: apt-get install nginx-light)")
+        self.binary = binary
+        self.upstreams = upstreams
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        render = [sys.executable, str(ROOT / "deploy" / "render.py"), "--dir", str(self.work_dir)]
+        render += ["--listen", f"127.0.0.1:{self.port}"]
+        for upstream in self.upstreams:
+            render += ["--upstream", upstream]
+        subprocess.run(render, check=True, capture_output=True, timeout=30)
+        self._spawn([self.binary, "-p", str(self.work_dir), "-c", "nginx.conf", "-e", "stderr", "-g", "daemon off;"])
+        wait_until(self._answers, timeout=15, what=f"nginx on {self.url}:\n{self.log()}")
+        return self
+
+    def _answers(self) -> bool:
+        return self._running() and httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+
+    def uid(self) -> int:
+        """The real uid of nginx's master process."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+    def access_log(self) -> list[dict[str, Any]]:
+        path = self.work_dir / "logs" / "access.log"
+        return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
