@@ -50,6 +50,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     auth_max_failed_attempts: int = 5
     auth_lockout_s: int = 900
+    auth_max_failed_per_email: int = 100
+    auth_rate_per_min: int = 30
+    # Password hashes waiting for a thread beyond those running; more are refused at once (503).
+    auth_hash_queue: int = 8
+    tasks_max_per_user: int = 10_000
+    write_rate_per_min: int = 600
     log_level: str = "INFO"
     # Connection limits, enforced by uvicorn and app.http.protocol (see README, "Robustness").
     http_max_header_bytes: int = 65_536
@@ -142,6 +148,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=integer("MAX_BODY_BYTES", 1_048_576, minimum=1),
             auth_max_failed_attempts=integer("AUTH_MAX_FAILED_ATTEMPTS", 5, minimum=1),
             auth_lockout_s=integer("AUTH_LOCKOUT_S", 900, minimum=1),
+            auth_max_failed_per_email=integer("AUTH_MAX_FAILED_PER_EMAIL", 100, minimum=1),
+            auth_rate_per_min=integer("AUTH_RATE_PER_MIN", 30, minimum=1),
+            auth_hash_queue=integer("AUTH_HASH_QUEUE", 8),
+            tasks_max_per_user=integer("TASKS_MAX_PER_USER", 10_000, minimum=1),
+            write_rate_per_min=integer("WRITE_RATE_PER_MIN", 600, minimum=1),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
             http_max_header_bytes=integer("HTTP_MAX_HEADER_BYTES", 65_536, minimum=1024),
             http_read_timeout_s=number("HTTP_READ_TIMEOUT_S", 15.0),

@@ -9,6 +9,7 @@ traceback, SQL text, driver message or secret reaches a client.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -87,8 +88,10 @@ class ApiError(Exception):
         *,
         details: Sequence[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         self.status = status
+        self.code = code
         self.message = message or _DEFAULT_MESSAGES.get(status, "Error.")
         self.details = list(details) if details else None
         self.headers = dict(headers) if headers else None
@@ -112,15 +115,30 @@ class ServiceUnavailable(ApiError):
         super().__init__(503, message, headers={"Retry-After": RETRY_AFTER_S})
 
 
+class RateLimited(ApiError):
+    """429 with `Retry-After` in whole seconds (at least 1)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(429, message, headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+
+
+class QuotaExceeded(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(409, message, code="QUOTA_EXCEEDED")
+
+
 _encoder = msgspec.json.Encoder()
 
 
-def error_body(status: int, message: str | None = None, details: Sequence[FieldError] | None = None) -> bytes:
-    """The encoded envelope for `status`; also used by the ASGI edge, outside Litestar."""
+def error_body(
+    status: int, message: str | None = None, details: Sequence[FieldError] | None = None, code: str | None = None
+) -> bytes:
+    """The encoded envelope for `status` (`code`: a more specific code than the status's own); also
+    used by the ASGI edge, outside Litestar."""
     return _encoder.encode(
         ErrorResponse(
             ErrorBody(
-                code=_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"),
+                code=code or _CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"),
                 message=message or _DEFAULT_MESSAGES.get(status, "Error."),
                 details=list(details) if details else None,
             )
@@ -134,9 +152,10 @@ def error_response(
     *,
     details: Sequence[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    code: str | None = None,
 ) -> Response[bytes]:
     return Response(
-        content=error_body(status, message, details),
+        content=error_body(status, message, details, code),
         status_code=status,
         media_type="application/json",
         headers=dict(headers) if headers else None,
@@ -167,7 +186,7 @@ def log_server_error(request: Request[Any, Any, Any], status: int, exc: BaseExce
 def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[bytes]:
     if exc.status >= 500:
         log_server_error(request, exc.status, exc)
-    return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers)
+    return error_response(exc.status, exc.message, details=exc.details, headers=exc.headers, code=exc.code)
 
 
 # "Expected `str`, got `int` - at `$.title`" -> field "title"; "$" alone is the whole body.

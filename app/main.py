@@ -29,12 +29,14 @@ from app.docs import PinnedScalarPlugin
 from app.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
 from app.health import READY_TIMEOUT_S, HealthController
+from app.rate_limit import ConcurrencyLimit, RateLimiter
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
 
 logger = logging.getLogger("app")
 
 API_VERSION = "1.0.0"
+SEARCHES_PER_USER = 1
 
 
 def _openapi_config() -> OpenAPIConfig:
@@ -91,11 +93,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     sql = SqlFiles()
     pool = create_pool(settings, sql)
-    tasks = TaskRepository(pool, sql)
+    tasks = TaskRepository(pool, sql, max_tasks=settings.tasks_max_per_user)
+    write_rate = RateLimiter(settings.write_rate_per_min)
+    # Searches hold at most a quarter of the pool, one per user (see ConcurrencyLimit).
+    searches = ConcurrencyLimit(per_key=SEARCHES_PER_USER, total=max(1, settings.db_pool_max_size // 4))
     users = UserRepository(
-        pool, sql, max_failed_attempts=settings.auth_max_failed_attempts, lockout_s=settings.auth_lockout_s
+        pool,
+        sql,
+        max_failed_attempts=settings.auth_max_failed_attempts,
+        max_failed_per_email=settings.auth_max_failed_per_email,
+        lockout_s=settings.auth_lockout_s,
+        rate_per_min=settings.auth_rate_per_min,
     )
-    passwords = Passwords()
+    passwords = Passwords(max_queue=settings.auth_hash_queue)
     # Built-in accounts exist only where their tokens would be accepted (a secret, HS256 allowed).
     tokens = TokenIssuer.from_settings(settings)
     accounts = [] if tokens is None else [AccountsController]
@@ -115,6 +125,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
         dependencies={
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
+            "write_rate": Provide(lambda: write_rate, use_cache=True, sync_to_thread=False),
+            "searches": Provide(lambda: searches, use_cache=True, sync_to_thread=False),
             "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
             "passwords": Provide(lambda: passwords, use_cache=True, sync_to_thread=False),
             "tokens": Provide(lambda: tokens, use_cache=True, sync_to_thread=False),

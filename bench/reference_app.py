@@ -44,6 +44,7 @@ class ReferenceApp:
         self.secret = settings.jwt_secret
         sql = SqlFiles()
         self.pool = create_pool(settings, sql)
+        self.max_tasks = settings.tasks_max_per_user
         self.q_list = sql["tasks/list"]
         self.q_get = sql["tasks/get"]
         self.q_create = sql["tasks/create"]
@@ -144,6 +145,7 @@ class ReferenceApp:
             "title": data.title.strip(),
             "description": data.description,
             "completed": data.completed,
+            "max_tasks": self.max_tasks,
         }
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q_create, params, binary=True)

@@ -76,7 +76,18 @@ def database_url(server_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def base_settings(database_url: str) -> Settings:
-    return Settings.from_mapping({"DATABASE_URL": database_url, "JWT_SECRET": SECRET, "DB_POOL_TIMEOUT_S": "3"})
+    """The suite's settings. Every request comes from 127.0.0.1 and some users write a lot, so the
+    per-address and per-user rates are far above the defaults here; tests/test_limits.py starts
+    servers with the real numbers (or small ones) to test the limits themselves."""
+    return Settings.from_mapping(
+        {
+            "DATABASE_URL": database_url,
+            "JWT_SECRET": SECRET,
+            "DB_POOL_TIMEOUT_S": "3",
+            "AUTH_RATE_PER_MIN": "1000000",
+            "WRITE_RATE_PER_MIN": "1000000",
+        }
+    )
 
 
 def free_port() -> int:

@@ -234,9 +234,9 @@ def test_signup_validation_is_422_and_never_echoes_the_password(
     ("email", "name", "password"),
     [
         # {u}: 12 unique characters, so that every run signs up a new address.
-        ("{u}@b.co", "N", "12345678"),  # shortest name and password
+        ("{u}@b.co", "N", "k9#Lp2qZ"),  # shortest name and password
         ("{u}" + "x" * 230 + "@example.com", "n" * 100, "p" * 128),  # longest: 254, 100, 128
-        ("  {u}@example.com\t", "  " + "n" * 100 + "  ", "        "),  # trimmed; a password is not
+        ("  {u}@example.com\t", "  " + "n" * 100 + "  ", "  lo ng  "),  # trimmed; a password is not
         ("jürgen{u}@bücher.example", "Jürgen Ümlaut", "pässwörd"),  # characters, not bytes
         ("emoji{u}@example.com", "🙂" * 100, "🔑" * 128),
     ],

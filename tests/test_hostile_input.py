@@ -428,7 +428,7 @@ def test_list_parameters_out_of_range_or_of_the_wrong_type_are_422(
         "q=%FF",
         "q=%ED%A0%80",
         "q=%C0%AF",
-        "q=" + "x" * 4000,
+        "q=" + "x" * 200,  # the longest q (tests/test_limits.py: one more is a 422)
         "q=%E2%80%AE",
         "unknown=1",
         "limit=1&limit=2",

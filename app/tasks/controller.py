@@ -11,7 +11,8 @@ from litestar.params import Parameter
 
 from app.auth.tokens import Caller
 from app.body import ApiOperation, documented_body, read_json
-from app.errors import NotFound, error_responses
+from app.errors import NotFound, QuotaExceeded, RateLimited, error_responses
+from app.rate_limit import ConcurrencyLimit, RateLimiter
 from app.responses import JsonResponse
 from app.tasks.repository import TaskRepository
 from app.tasks.schemas import (
@@ -27,6 +28,7 @@ from app.tasks.schemas import (
 )
 
 MAX_ID = 2**63 - 1  # ids are bigint; anything larger cannot exist
+Q_MAX_CHARS = 200
 _TOGGLE = CompletionChange()
 
 TaskId = Annotated[int, Parameter(description="The task's id (a positive integer).")]
@@ -37,6 +39,13 @@ def _bounded(low: int, high: int, description: str) -> Any:
     floats, and 2**63 - 1 as a float is 2**63, a value the API rejects.
     """
     return Parameter(ge=low, le=high, description=description, schema_extra={"minimum": low, "maximum": high})
+
+
+def _count_write(write_rate: RateLimiter, caller: Caller) -> None:
+    """WRITE_RATE_PER_MIN, per user and per worker process: 429 before the request does anything."""
+    wait = write_rate.take(caller.id)
+    if wait is not None:
+        raise RateLimited("Too many task changes; retry later.", wait)
 
 
 def _existing_id(task_id: int) -> int:
@@ -66,12 +75,13 @@ class TasksController(Controller):
         operation_id="ListTasks",
         operation_class=ApiOperation,
         summary="List my tasks",
-        responses=error_responses(400, 401, 422, 503),
+        responses=error_responses(400, 401, 422, 429, 503),
     )
     async def list_tasks(
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
+        searches: NamedDependency[ConcurrencyLimit],
         completed: Annotated[
             Literal["true", "false"] | None,
             Parameter(description="Only completed (true) or pending (false)."),
@@ -81,7 +91,9 @@ class TasksController(Controller):
             str | None,
             Parameter(
                 pattern=r"^[^\x00]*$",
-                description="Case-insensitive substring of title or description; % and _ are literal.",
+                max_length=Q_MAX_CHARS,
+                description="Case-insensitive substring of title or description, at most 200 characters; "
+                "% and _ are literal.",
             ),
         ] = None,
         sort: Annotated[TaskSort, Parameter(description="Sort key; '-' means descending.")] = "-created_at",
@@ -95,7 +107,11 @@ class TasksController(Controller):
             # Both filters must hold, and together they hold for no task: an empty page, not an error.
             return JsonResponse(TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset)))
         want = by_param if by_param is not None else by_status
-        rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
+        if q:
+            async with searches.hold(request.user.id):
+                rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
+        else:
+            rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
         return JsonResponse(TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset)))
 
     @post(
@@ -103,7 +119,7 @@ class TasksController(Controller):
         operation_id="CreateTask",
         summary="Create a task",
         operation_class=documented_body(TaskCreate),
-        responses=error_responses(400, 401, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
         response_headers=[
             ResponseHeader(
                 name="Location",
@@ -115,10 +131,17 @@ class TasksController(Controller):
         ],
     )
     async def create_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository]
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        write_rate: NamedDependency[RateLimiter],
     ) -> Response[TaskEnvelope]:
+        """409 `QUOTA_EXCEEDED` when the caller already has TASKS_MAX_PER_USER tasks."""
+        _count_write(write_rate, request.user)
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
         task = await tasks.create(request.user, data)
+        if task is None:
+            raise QuotaExceeded(f"You have reached the limit of {tasks.max_tasks} tasks; delete some first.")
         return JsonResponse(TaskEnvelope(task), status_code=201, headers={"Location": f"/api/tasks/{task.id}"})
 
     @get(
@@ -141,13 +164,18 @@ class TasksController(Controller):
         operation_id="UpdateTask",
         summary="Replace a task's fields",
         operation_class=documented_body(TaskUpdate),
-        responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 404, 413, 415, 422, 429, 503),
     )
     async def update_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        write_rate: NamedDependency[RateLimiter],
+        task_id: TaskId,
     ) -> Response[TaskEnvelope]:
         """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
         task_id = _existing_id(task_id)
+        _count_write(write_rate, request.user)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
         task = await tasks.update(request.user, task_id, data)
         if task is None:
@@ -160,12 +188,18 @@ class TasksController(Controller):
         operation_class=ApiOperation,
         summary="Delete a task",
         status_code=204,
-        responses=error_responses(401, 404, 503),
+        responses=error_responses(401, 404, 429, 503),
     )
     async def delete_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        write_rate: NamedDependency[RateLimiter],
+        task_id: TaskId,
     ) -> None:
-        if not await tasks.delete(request.user, _existing_id(task_id)):
+        task_id = _existing_id(task_id)
+        _count_write(write_rate, request.user)
+        if not await tasks.delete(request.user, task_id):
             raise NotFound()
 
     @patch(
@@ -173,13 +207,18 @@ class TasksController(Controller):
         operation_id="CompleteTask",
         summary="Toggle, or set, a task's completion",
         operation_class=documented_body(CompletionChange, required=False, nullable=True),
-        responses=error_responses(400, 401, 404, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 404, 413, 415, 422, 429, 503),
     )
     async def complete_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        write_rate: NamedDependency[RateLimiter],
+        task_id: TaskId,
     ) -> Response[TaskEnvelope]:
         """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
         task_id = _existing_id(task_id)
+        _count_write(write_rate, request.user)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
         if change is None or not isinstance(change.completed, bool):
             task = await tasks.toggle_completed(request.user, task_id)

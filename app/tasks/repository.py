@@ -11,25 +11,28 @@ from app.auth.tokens import Caller
 from app.db import SqlFiles
 from app.tasks.schemas import Task, TaskCreate, TaskSort, TaskUpdate
 
-_LIKE_ESCAPES = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
-
 
 def contains_pattern(q: str | None) -> str | None:
-    """An ILIKE pattern matching `q` as a literal substring (`%` and `_` are plain characters)."""
+    """A regular expression (for `~*`) matching `q` as a literal substring: PostgreSQL's `***=`
+    director makes the rest of the expression a literal string, so no character of `q` is special.
+    An empty `q` filters nothing (None)."""
     if not q:
         return None
-    return f"%{q.translate(_LIKE_ESCAPES)}%"
+    return f"***={q}"
 
 
 class TaskRepository:
     """Runs the task statements through the pool; returns `Task` structs."""
 
-    def __init__(self, pool: AsyncConnectionPool, sql: SqlFiles) -> None:
+    def __init__(self, pool: AsyncConnectionPool, sql: SqlFiles, *, max_tasks: int) -> None:
         self.pool = pool
+        self.max_tasks = max_tasks
         self._create = sql["tasks/create"]
         self._get = sql["tasks/get"]
         self._list = sql["tasks/list"]
         self._count = sql["tasks/count"]
+        self._search = sql["tasks/search"]
+        self._search_count = sql["tasks/search_count"]
         self._update = sql["tasks/update"]
         self._toggle = sql["tasks/toggle_completed"]
         self._set_completed = sql["tasks/set_completed"]
@@ -41,8 +44,9 @@ class TaskRepository:
             row = await cur.fetchone()
         return None if row is None else Task(*row)
 
-    async def create(self, caller: Caller, data: TaskCreate) -> Task:
-        task = await self._one(
+    async def create(self, caller: Caller, data: TaskCreate) -> Task | None:
+        """The new task, or None when the caller already has `max_tasks` tasks (nothing is written)."""
+        return await self._one(
             self._create,
             {
                 "user_id": caller.id,
@@ -51,10 +55,9 @@ class TaskRepository:
                 "title": data.title.strip(),
                 "description": data.description,
                 "completed": data.completed,
+                "max_tasks": self.max_tasks,
             },
         )
-        assert task is not None  # INSERT ... RETURNING always returns the row
-        return task
 
     async def get(self, caller: Caller, task_id: int) -> Task | None:
         return await self._one(self._get, {"user_id": caller.id, "id": task_id})
@@ -69,24 +72,26 @@ class TaskRepository:
         limit: int,
         offset: int,
     ) -> tuple[list[Task], int]:
-        """One page and the total of the filtered set."""
+        """One page and the total of the filtered set (one round trip unless the page is empty)."""
+        pattern = contains_pattern(q)
         params = {
             "user_id": caller.id,
             "completed": completed,
-            "pattern": contains_pattern(q),
+            "pattern": pattern,
             "sort": sort,
             "limit": limit,
             "offset": offset,
         }
+        page, count = (self._list, self._count) if pattern is None else (self._search, self._search_count)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self._list, params, binary=True)
+            cur = await conn.execute(page, params, binary=True)
             rows = await cur.fetchall()
             if rows:
                 return [Task(*row[:7]) for row in rows], rows[0][7]
             if offset == 0:
                 return [], 0
-            # Past the end: the window count has no row to ride on.
-            cur = await conn.execute(self._count, params, binary=True)
+            # Past the end: the total has no row to ride on.
+            cur = await conn.execute(count, params, binary=True)
             total_row = await cur.fetchone()
         return [], total_row[0] if total_row else 0
 

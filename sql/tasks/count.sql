@@ -3,4 +3,3 @@ SELECT count(*)
 FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
-  AND (%(pattern)s::text IS NULL OR title ILIKE %(pattern)s::text OR description ILIKE %(pattern)s::text)

@@ -1,9 +1,16 @@
--- Create a task; the caller's users row is created on first write, in the same statement.
-WITH caller AS (
-    INSERT INTO users (id, email, name)
-    VALUES (%(user_id)s, %(email)s, %(name)s)
-    ON CONFLICT (id) DO NOTHING
+-- Create a task within the caller's quota, in one statement. The upsert creates the caller's users
+-- row on first write, or counts the task on it; its row lock serializes the caller's concurrent
+-- creates, so the count is exact and the quota never overshoots. At the quota the upsert's WHERE
+-- leaves the row alone, `counted` is empty, nothing is inserted and no row comes back.
+WITH counted AS (
+    INSERT INTO users AS u (id, email, name, task_count)
+    VALUES (%(user_id)s, %(email)s, %(name)s, 1)
+    ON CONFLICT (id) DO UPDATE
+    SET task_count = u.task_count + 1
+    WHERE u.task_count < %(max_tasks)s
+    RETURNING id
 )
 INSERT INTO tasks (user_id, title, description, completed)
-VALUES (%(user_id)s, %(title)s, %(description)s, %(completed)s)
+SELECT counted.id, %(title)s, %(description)s, %(completed)s
+FROM counted
 RETURNING id, user_id, title, description, completed, created_at, updated_at

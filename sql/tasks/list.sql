@@ -1,12 +1,18 @@
--- One page of the caller's tasks plus the total of the filtered set (window count).
--- %(completed)s: NULL = any; %(pattern)s: an ILIKE pattern already escaped, NULL = no search.
+-- One page of the caller's tasks plus the total of the filtered set, in one round trip.
+-- The total is a scalar subquery, run once (an InitPlan): an index-only count, which never
+-- materializes the rows, where `count(*) OVER ()` spilled the whole filtered set to temporary files
+-- for a large user. Its WHERE is the page's, repeated.
+-- %(completed)s: NULL = any. Searches (q) run sql/tasks/search.sql.
 -- Ties are broken by id in the direction of the sort, so paging is stable.
 SELECT id, user_id, title, description, completed, created_at, updated_at,
-       count(*) OVER () AS total
+       (SELECT count(*)
+        FROM tasks
+        WHERE user_id = %(user_id)s
+          AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
+       ) AS total
 FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
-  AND (%(pattern)s::text IS NULL OR title ILIKE %(pattern)s::text OR description ILIKE %(pattern)s::text)
 ORDER BY
     CASE WHEN %(sort)s::text = 'created_at' THEN created_at END ASC,
     CASE WHEN %(sort)s::text = '-created_at' THEN created_at END DESC,
