@@ -39,9 +39,19 @@ lock *args:
 openapi:
     {{python}} -m app.openapi
 
-# Throughput/latency benchmark: the service vs a bare-ASGI reference, with wrk (see bench/run.py).
+# Throughput/latency benchmark: the service vs a bare-ASGI reference on its schema and on a minimal one (bench/run.py).
 bench:
     {{python}} bench/run.py
+
+# Decide each index by measurement: pages of 20 for every filter/sort, with and without each index, and
+# what each index costs a write (see bench/indexes.py). Re-run it when a migration adds an index.
+indexes:
+    {{python}} bench/indexes.py
+
+# Where the p99 of writes comes from: the service beside variants without WAL-flush waits, pool waits
+# or GC pauses, interleaved (see bench/tail.py).
+tail:
+    {{python}} bench/tail.py
 
 # Load test with locust, headless, against a running server (`just dev` or `just serve` first).
 # Reports: reports/load_*.csv and reports/load.html. Tokens: JWT_SECRET (or LOAD_SIGNUP=1).

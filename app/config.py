@@ -66,6 +66,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Peers whose X-Forwarded-For is believed (addresses or CIDRs); empty: nobody's.
     trusted_proxies: tuple[str, ...] = ()
     jwt_max_lifetime_s: int = 2_592_000
+    idempotency_ttl_s: int = 86_400
+    sync_tombstone_ttl_s: int = 2_592_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -161,6 +163,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             http_max_connections=integer("HTTP_MAX_CONNECTIONS", 1_000, minimum=1),
             trusted_proxies=words("TRUSTED_PROXIES", ()),
             jwt_max_lifetime_s=integer("JWT_MAX_LIFETIME_S", 2_592_000, minimum=1),
+            idempotency_ttl_s=integer("IDEMPOTENCY_TTL_S", 86_400, minimum=1),
+            sync_tombstone_ttl_s=integer("SYNC_TOMBSTONE_TTL_S", 2_592_000, minimum=1),
         )
         settings.validate()
         return settings

@@ -11,6 +11,8 @@ import logging
 import select
 import struct
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from time import monotonic
@@ -173,6 +175,36 @@ def create_pool(settings: Settings, sql: SqlFiles) -> AsyncConnectionPool:
 async def open_pool(pool: AsyncConnectionPool) -> None:
     """Open without waiting for the database: the service starts (and /health answers) while it is down."""
     await pool.open(wait=False)
+
+
+# A connection a request has already taken, in a transaction (an idempotent write runs its
+# statements and the storing of its answer in one): statements reuse it instead of the pool.
+request_transaction: ContextVar[AsyncConnection[Any] | None] = ContextVar("request_transaction", default=None)
+
+
+class connection:  # lower case: used like a function, `async with connection(pool) as conn`
+    """The request's transaction connection when there is one, else one from the pool.
+
+    A class, not an `@asynccontextmanager`: a generator-based wrapper around the pool's own context
+    manager measured at about a tenth of a simple request's CPU time.
+    """
+
+    __slots__ = ("_checkout", "_pool")
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self._checkout: AbstractAsyncContextManager[AsyncConnection[Any]] | None = None
+
+    async def __aenter__(self) -> AsyncConnection[Any]:
+        conn = request_transaction.get()
+        if conn is not None:
+            return conn
+        self._checkout = self._pool.connection()
+        return await self._checkout.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._checkout is not None:
+            await self._checkout.__aexit__(*exc)
 
 
 class DatabaseProbe:

@@ -31,7 +31,7 @@ _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Request-ID, If-Match, If-None-Match, Idempotency-Key, Last-Event-ID"
 _ALLOWED_HEADER_SET = frozenset(h.strip().lower() for h in ALLOWED_HEADERS.split(","))
-# Response headers a browser script may read (by default it sees none of these).
+# Response headers a browser script may read (beyond the CORS-safelisted ones).
 EXPOSED_HEADERS = b"Location, Retry-After, X-Request-ID, ETag, Idempotent-Replayed"
 _ALLOWED_METHOD_SET = frozenset(m.strip() for m in ALLOWED_METHODS.split(","))
 PREFLIGHT_MAX_AGE = "600"

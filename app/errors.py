@@ -52,6 +52,8 @@ _CODES: dict[int, str] = {
     405: "METHOD_NOT_ALLOWED",
     408: "REQUEST_TIMEOUT",
     409: "CONFLICT",
+    410: "CURSOR_EXPIRED",
+    412: "PRECONDITION_FAILED",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
@@ -68,6 +70,8 @@ _DEFAULT_MESSAGES: dict[int, str] = {
     405: "Method not allowed.",
     408: "The request did not arrive in time.",
     409: "Conflict.",
+    410: "The cursor has expired; start again without it.",
+    412: "The task has changed since you read it; read it again.",
     413: "The request body is too large.",
     415: "Content-Type must be application/json.",
     422: "The request is not valid.",
@@ -108,6 +112,13 @@ class InvalidInput(ApiError):
 
     def __init__(self, details: Sequence[FieldError], message: str = "The request is not valid.") -> None:
         super().__init__(422, message, details=details)
+
+
+class PreconditionFailed(ApiError):
+    """412: `If-Match` named a version the task no longer has; `details` stays empty (re-read it)."""
+
+    def __init__(self) -> None:
+        super().__init__(412)
 
 
 class ServiceUnavailable(ApiError):

@@ -30,6 +30,10 @@ from app.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
 from app.health import READY_TIMEOUT_S, HealthController
 from app.rate_limit import ConcurrencyLimit, RateLimiter
+from app.sync.changes import ChangeFeed
+from app.sync.controller import ChangesController
+from app.sync.idempotency import Idempotency
+from app.sync.purge import Purger
 from app.tasks.controller import TasksController
 from app.tasks.repository import TaskRepository
 
@@ -97,6 +101,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     write_rate = RateLimiter(settings.write_rate_per_min)
     # Searches hold at most a quarter of the pool, one per user (see ConcurrencyLimit).
     searches = ConcurrencyLimit(per_key=SEARCHES_PER_USER, total=max(1, settings.db_pool_max_size // 4))
+    idempotency = Idempotency(pool, sql, settings.idempotency_ttl_s)
+    changes = ChangeFeed(pool, sql, settings.sync_tombstone_ttl_s)
+    purger = Purger(
+        pool, sql, idempotency_ttl_s=settings.idempotency_ttl_s, tombstone_ttl_s=settings.sync_tombstone_ttl_s
+    )
     users = UserRepository(
         pool,
         sql,
@@ -121,12 +130,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path="/",
-        route_handlers=[TasksController, MeController, *accounts],
+        route_handlers=[TasksController, ChangesController, MeController, *accounts],
         middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
         dependencies={
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
             "write_rate": Provide(lambda: write_rate, use_cache=True, sync_to_thread=False),
             "searches": Provide(lambda: searches, use_cache=True, sync_to_thread=False),
+            "changes": Provide(lambda: changes, use_cache=True, sync_to_thread=False),
             "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
             "passwords": Provide(lambda: passwords, use_cache=True, sync_to_thread=False),
             "tokens": Provide(lambda: tokens, use_cache=True, sync_to_thread=False),
@@ -135,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[api, HealthController, docs_redirect],
         # The verifier's lifespan prefetches the JWKS in the background and closes its client.
-        lifespan=[lifespan, verifier.lifespan],
+        lifespan=[lifespan, verifier.lifespan, purger.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[complete_allow_header],
         openapi_config=_openapi_config(),
@@ -148,6 +158,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.probe = DatabaseProbe(pool, sql, READY_TIMEOUT_S)
+    app.state.idempotency = idempotency
     # The edge wraps Litestar's whole handler (routing included), so 404/405 get its headers too.
     app.asgi_handler = EdgeMiddleware(app.asgi_handler, settings.cors_origins)
     return app

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from litestar import Response
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _encode = msgspec.json.Encoder().encode
+encode_json = _encode  # for answers stored as bytes (idempotent writes)
 _JSON = (b"content-type", b"application/json")
+_NO_CONTENT = frozenset({204, 304})
 
 
 class RawJsonResponse(ASGIResponse):
@@ -44,7 +47,10 @@ class RawJsonResponse(ASGIResponse):
         self.background = None
         self.is_head_response = False
         self._encoded_cookies = ()
-        self._raw_headers = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
+        if status_code in _NO_CONTENT:
+            self._raw_headers = list(headers)  # no body, hence no content headers (RFC 9110, 15.3.5/15.4.5)
+        else:
+            self._raw_headers = [_JSON, (b"content-length", str(len(body)).encode()), *headers]
 
     def encode_headers(self) -> list[tuple[bytes, bytes]]:
         return self._raw_headers
@@ -94,3 +100,29 @@ class JsonResponse(Response[T]):
             )
         extra = [(name.lower().encode("latin-1"), str(value).encode("latin-1")) for name, value in self.headers.items()]
         return RawJsonResponse(_encode(self.content), self.status_code or status_code or 200, extra)
+
+
+class RawResponse(Response[None]):
+    """A `Response` whose status, body and headers are already final (a stored idempotent answer,
+    a 304): sent as a `RawJsonResponse`."""
+
+    def __init__(self, status_code: int, body: bytes = b"", headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+        super().__init__(None, status_code=status_code)
+        self.raw = (body, status_code, list(headers))
+
+    def to_asgi_response(self, app: Litestar | None, request: Request[Any, Any, Any], **_: Any) -> ASGIResponse:
+        return RawJsonResponse(*self.raw)
+
+
+def not_modified(etag: str) -> Response[Any]:
+    """The answer to an `If-None-Match` that matched: 304, the current `ETag`, no body."""
+    return RawResponse(304, headers=[(b"etag", etag.encode("latin-1"))])
+
+
+NOT_MODIFIED = {
+    304: ResponseSpec(
+        data_container=None,
+        description="NOT MODIFIED: If-None-Match matched the current ETag; no body.",
+        generate_examples=False,
+    )
+}

@@ -25,12 +25,12 @@ from app.db import SqlFiles, create_pool, open_pool
 from app.edge import new_request_id
 from app.errors import error_body
 from app.serve import run_uvicorn
-from app.tasks.schemas import ListMeta, Task, TaskCreate, TaskEnvelope, TaskListEnvelope, TaskUpdate
+from app.sync.etags import list_etag, task_etag
+from app.tasks.schemas import TASK_COLUMNS, ListMeta, Task, TaskCreate, TaskEnvelope, TaskListEnvelope, TaskUpdate
 
 Scope = dict[str, Any]
 
 _encode = msgspec.json.Encoder().encode
-_TASK_COLUMNS = 7
 
 
 class Unauthorized(Exception):
@@ -45,7 +45,7 @@ class ReferenceApp:
         sql = SqlFiles()
         self.pool = create_pool(settings, sql)
         self.max_tasks = settings.tasks_max_per_user
-        self.q_list = sql["tasks/list"]
+        self.q_list = sql["tasks/list_newest"]  # the service's statement for its default order
         self.q_get = sql["tasks/get"]
         self.q_create = sql["tasks/create"]
         self.q_update = sql["tasks/update"]
@@ -90,10 +90,10 @@ class ReferenceApp:
         elif len(parts) == 4 and parts[3] == "complete" and method == "PATCH":
             body = await _read_body(receive)
             if body.strip() in (b"", b"{}", b"null"):
-                await self._one(send, self.q_toggle, {"user_id": user["id"], "id": task_id})
+                await self._one(send, self.q_toggle, {"user_id": user["id"], "id": task_id, "if_match": None})
             else:
                 completed = msgspec.json.decode(body, type=dict[str, bool])["completed"]
-                params = {"user_id": user["id"], "id": task_id, "completed": completed}
+                params = {"user_id": user["id"], "id": task_id, "completed": completed, "if_match": None}
                 await self._one(send, self.q_set, params)
         else:
             await self._send(send, 405, error_body(405))
@@ -131,10 +131,11 @@ class ReferenceApp:
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q_list, params, binary=True)
             rows = await cur.fetchall()
-        total = rows[0][_TASK_COLUMNS] if rows else 0
-        tasks = [Task(*row[:_TASK_COLUMNS]) for row in rows]
+        total = rows[0][TASK_COLUMNS] if rows else 0
+        etag = list_etag((None, None, "-created_at", 1000, 0), total, [(row[0], row[7]) for row in rows])
+        tasks = [Task(*row[:TASK_COLUMNS]) for row in rows]
         page = TaskListEnvelope(data=tasks, meta=ListMeta(total=total, limit=1000, offset=0))
-        await self._send(send, 200, _encode(page))
+        await self._send(send, 200, _encode(page), [(b"etag", etag.encode())])
 
     async def _create(self, send: Any, user: dict[str, Any], body: bytes) -> None:
         data = msgspec.json.decode(body, type=TaskCreate)
@@ -152,7 +153,9 @@ class ReferenceApp:
             row = await cur.fetchone()
         assert row is not None
         location = f"/api/tasks/{row[0]}".encode()
-        await self._send(send, 201, _encode(TaskEnvelope(Task(*row))), [(b"location", location)])
+        task = Task(*row)
+        headers = [(b"location", location), (b"etag", task_etag(task.version).encode())]
+        await self._send(send, 201, _encode(TaskEnvelope(task)), headers)
 
     async def _update(self, send: Any, user: dict[str, Any], task_id: int, body: bytes) -> None:
         data = msgspec.json.decode(body, type=TaskUpdate)
@@ -164,6 +167,7 @@ class ReferenceApp:
             "set_description": set_description,
             "description": data.description if set_description else None,
             "completed": data.completed if isinstance(data.completed, bool) else None,
+            "if_match": None,
         }
         await self._one(send, self.q_update, params)
 
@@ -174,7 +178,8 @@ class ReferenceApp:
         if row is None:
             await self._send(send, 404, error_body(404, "Task not found."))
         else:
-            await self._send(send, 200, _encode(TaskEnvelope(Task(*row))))
+            task = Task(*row)
+            await self._send(send, 200, _encode(TaskEnvelope(task)), [(b"etag", task_etag(task.version).encode())])
 
     @staticmethod
     async def _send(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]

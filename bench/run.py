@@ -7,14 +7,19 @@ What it does, in one run (about 5 minutes; the first run also builds the 1M-row 
 2. Datasets: `tasks_bench` is rebuilt every run: 100 users x 20 tasks, plus one user with 1,000 tasks.
    `tasks_bench_scale` holds 1,000,000 tasks across 10,000 users (one INSERT ... SELECT
    generate_series), reused while its marker says so.
-3. Servers: the service (`python -m app.serve`, 1 worker) and the reference (`python -m
-   bench.reference_app`, same uvicorn settings, same pool settings), then the service with 2 workers
-   and the service on the scale database.
+   `tasks_bench_minimal` gets the same migrations and data, then `tasks` is cut down to the primary
+   key and one index for the default list, at the default fillfactor (`minimal_schema`).
+3. Servers: the service (`python -m app.serve`, 1 worker), the reference (`python -m
+   bench.reference_app`, same uvicorn settings, same pool settings) on the service's database (what
+   the framework costs) and the same reference on `tasks_bench_minimal` (what the framework and the
+   schema cost), then the service with 2 workers and the service on the scale database.
 4. wrk (bench/wrk.lua): 32 connections per scenario (list, get, create, update, toggle, mix); after a
-   warm-up, service and reference run interleaved in slices (`compare`), so that a burst of other
-   load on this shared machine hits both; a VACUUM before each scenario, so that none inherits the
+   warm-up, the three run interleaved in slices (`compare`), so that a burst of other load on this
+   shared machine hits all of them; a VACUUM before each scenario, so that none inherits the
    previous one's dead rows. Creates go to separate writer users, so lists stay 20 long. WORKERS=2 is
-   compared with 1 worker the same way.
+   compared with 1 worker the same way. The load average is recorded around each scenario, the HOT
+   share of `tasks` updates after each write scenario, and at the end each secondary index's size,
+   scans and cost per write (bench/indexes.py's measurement).
 
 Environment knobs: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 BENCH_SLICES (4), BENCH_SCENARIOS (comma-separated subset), BENCH_SCALE=0 (skip the scale part), BENCH_WORKERS2=0 (skip
@@ -49,6 +54,7 @@ import psycopg.sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.db import SqlFiles  # noqa: E402
 from app.embedded_pg import EmbeddedPostgres  # noqa: E402
 from app.migrate import apply  # noqa: E402
 
@@ -60,10 +66,15 @@ SCALE_USERS = 10_000
 SCALE_TASKS = 1_000_000
 SCALE_MARKER = f"bench-scale v1 {SCALE_USERS} users {SCALE_TASKS} tasks"
 BENCH_DB = "tasks_bench"
+MINIMAL_DB = "tasks_bench_minimal"
 SCALE_DB = "tasks_bench_scale"
 
-TARGET_RATIO = 0.8
-TARGET_P99_MS = 25.0
+TARGET_RATIO = 0.8  # service / reference on the same schema: what the framework costs
+TARGET_MINIMAL_RATIO = 0.95  # service / reference on the minimal schema: framework plus schema
+TARGET_P99_MS = 20.0
+WRITE_SCENARIOS = ("create", "update", "toggle", "mix")
+# The minimal schema's one secondary index: the default list (newest first, ties by id).
+MINIMAL_LIST_INDEX = "CREATE INDEX tasks_minimal_list_idx ON tasks (user_id, created_at DESC, id DESC)"
 TARGET_SCALING = 1.5
 
 
@@ -137,6 +148,7 @@ class Report:
     scale: dict[str, Any] = field(default_factory=dict)
     explain: dict[str, str] = field(default_factory=dict)
     background_busy_cores: float = 0.0
+    indexes: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- database ------------------------------------------------------------------------------------
@@ -253,6 +265,69 @@ def vacuum(url: str) -> None:
         conn.execute("VACUUM ANALYZE tasks")
 
 
+def minimal_schema(url: str) -> None:
+    """Reduce a migrated database's `tasks` to the primary key and one index for the default list,
+    with the default fillfactor: what the minimal reference runs on. Indexes that back a constraint
+    (unique keys) stay: they are behaviour, not a choice of access path."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            """
+            SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+            WHERE x.indrelid = 'tasks'::regclass
+              AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = x.indexrelid)
+            """
+        ).fetchall()
+        for (name,) in rows:
+            conn.execute(psycopg.sql.SQL("DROP INDEX {}").format(psycopg.sql.Identifier(name)))
+        conn.execute(MINIMAL_LIST_INDEX)
+        conn.execute("ALTER TABLE tasks RESET (fillfactor)")
+
+
+def table_stats(url: str, table: str, *columns: str) -> tuple[int, ...]:
+    """Counters of `table` from pg_stat_user_tables. Backends report within about a second of going idle."""
+    query = psycopg.sql.SQL("SELECT {} FROM pg_stat_user_tables WHERE relname = %s").format(
+        psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, columns))
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(query, (table,)).fetchone()
+    return tuple(int(v) for v in row) if row else (0,) * len(columns)
+
+
+# Tables whose rows the benchmark's writes update: tasks, and users where a write keeps a count there.
+HOT_TABLES = ("tasks", "users")
+
+
+def update_counters(url: str) -> dict[str, tuple[int, ...]]:
+    return {table: table_stats(url, table, "n_tup_upd", "n_tup_hot_upd") for table in HOT_TABLES}
+
+
+def hot_share(before: dict[str, tuple[int, ...]], after: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Per table: updates, HOT updates and their share between two `update_counters`."""
+    out = {}
+    for table in HOT_TABLES:
+        updates, hot = after[table][0] - before[table][0], after[table][1] - before[table][1]
+        out[table] = {"updates": updates, "hot": hot, "share": hot / updates if updates else None}
+    return out
+
+
+def index_scans(url: str) -> dict[str, tuple[int, int]]:
+    """index name -> (scans so far, size in bytes) for `tasks`."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT indexrelname, idx_scan, pg_relation_size(indexrelid) FROM pg_stat_user_indexes"
+            " WHERE relname = 'tasks'"
+        ).fetchall()
+    return {name: (int(scans), int(size)) for name, scans, size in rows}
+
+
+def loadavg() -> str:
+    """The 1-minute load average (runnable processes, all users): how busy the shared machine was."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
 def user_task_ids(url: str, user_ids: list[str]) -> dict[str, list[int]]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -345,7 +420,7 @@ def free_port() -> int:
 class Server:
     """A server process (the service or the reference) on a free port, in its own process group."""
 
-    def __init__(self, module: str, database_url: str, workers: int = 1) -> None:
+    def __init__(self, module: str, database_url: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.module = module
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -361,6 +436,7 @@ class Server:
             # write rate a person needs. The check still runs on every write (its cost is measured);
             # it just never refuses here.
             "WRITE_RATE_PER_MIN": "100000000",
+            **(env or {}),
         }
         self.log_path = ROOT / "reports" / f"bench-{module.replace('.', '_')}-{self.port}.log"
         self.log_path.parent.mkdir(exist_ok=True)
@@ -409,8 +485,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(module: str, database_url: str, probe_token: str, workers: int = 1) -> Iterator[Server]:
-    server = Server(module, database_url, workers)
+def running(
+    module: str, database_url: str, probe_token: str, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    server = Server(module, database_url, workers, env)
     try:
         server.wait_ready(probe_token)
         yield server
@@ -528,7 +606,35 @@ def mark(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
 
-def print_summary(report: Report, results: dict[str, tuple[Result, Result]]) -> bool:
+def index_report(
+    url: str, before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """Per index of the service's schema: size, scans during the scenarios, and what it costs each
+    kind of write (bench/indexes.py, on the 1,000-task user: with it against without it)."""
+    from bench.indexes import SCHEMA, WRITE_KINDS, measure_writes, sample_tasks, schema_indexes, without
+
+    sql = SqlFiles()
+    rows = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        tasks = sample_tasks(conn, "bench-big", 500)
+        schema = measure_writes(conn, sql, SCHEMA, "bench-big", tasks)
+        for name in schema_indexes(conn):
+            lacking = measure_writes(conn, sql, without(name), "bench-big", tasks)
+            costs = {
+                kind: {
+                    "us": schema[kind].us - lacking[kind].us,
+                    "wal_bytes": schema[kind].wal_bytes - lacking[kind].wal_bytes,
+                    "hot_with": schema[kind].hot_share,
+                    "hot_without": lacking[kind].hot_share,
+                }
+                for kind in WRITE_KINDS
+            }
+            scans = after.get(name, (0, 0))[0] - before.get(name, (0, 0))[0]
+            rows.append({"index": name, "size": after.get(name, (0, 0))[1], "scans": scans, "write_costs": costs})
+    return rows
+
+
+def print_summary(report: Report, results: dict[str, tuple[Result, Result, Result]]) -> bool:
     all_ok = True
     print()
     print(f"machine: {report.machine}; database: {report.database}")
@@ -538,22 +644,69 @@ def print_summary(report: Report, results: dict[str, tuple[Result, Result]]) -> 
         f"{DURATION_S} s in {SLICES} interleaved slices (p50/p99: median over slices); 1 worker each"
     )
     print()
+    print(
+        f"reference: bench/reference_app.py on the service's schema (the framework's cost); minimal: the same "
+        f"on {MINIMAL_DB}, whose tasks have only the primary key and one index (the schema's cost too)"
+    )
+    print(
+        f"targets: service/minimal >= {TARGET_MINIMAL_RATIO}, service/reference >= {TARGET_RATIO}, "
+        f"service p99 <= {TARGET_P99_MS:.0f} ms, no errors"
+    )
+    print()
+
+    def cells(r: Result) -> str:
+        return f"{r.rps:>7,.0f} {r.p50_ms:>6.2f} {r.p99_ms:>6.2f} {r.error_text():>4}"
+
     header = (
-        f"{'scenario':<8} | {'service req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | "
-        f"{'reference req/s':>15} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} | {'ratio':>5} | targets"
+        f"{'scenario':<8} | {'service req/s  p50    p99  err':>30} | {'reference req/s p50  p99  err':>30} | "
+        f"{'minimal req/s  p50    p99  err':>30} | {'/ref':>5} {'/min':>5} | {'load':>11} | targets"
     )
     print(header)
     print("-" * len(header))
-    for scenario, (svc, ref) in results.items():
+    for scenario, (svc, ref, mini) in results.items():
         ratio = svc.rps / ref.rps if ref.rps else 0.0
-        ok = ratio >= TARGET_RATIO and svc.p99_ms <= TARGET_P99_MS and svc.errors == 0 and ref.errors == 0
-        all_ok &= ok
-        print(
-            f"{scenario:<8} | {svc.rps:>13,.0f} {svc.p50_ms:>7.2f} {svc.p99_ms:>7.2f} "
-            f"{svc.error_text():>6} | "
-            f"{ref.rps:>15,.0f} {ref.p50_ms:>7.2f} {ref.p99_ms:>7.2f} {ref.error_text():>6} | "
-            f"{ratio:>5.2f} | {mark(ok)}"
+        minimal_ratio = svc.rps / mini.rps if mini.rps else 0.0
+        errors = svc.errors + ref.errors + mini.errors
+        ok = (
+            ratio >= TARGET_RATIO
+            and minimal_ratio >= TARGET_MINIMAL_RATIO
+            and svc.p99_ms <= TARGET_P99_MS
+            and errors == 0
         )
+        all_ok &= ok
+        load = "-".join(report.scenarios[scenario]["loadavg"])
+        print(
+            f"{scenario:<8} | {cells(svc):>30} | {cells(ref):>30} | {cells(mini):>30} | "
+            f"{ratio:>5.2f} {minimal_ratio:>5.2f} | {load:>11} | {mark(ok)}"
+        )
+    hot_rows = [(s, v) for s, v in report.scenarios.items() if "hot" in v]
+    if hot_rows:
+        print()
+        print("HOT updates (pg_stat_user_tables.n_tup_hot_upd / n_tup_upd during the scenario):")
+        for scenario, values in hot_rows:
+
+            def share(h: dict[str, Any]) -> str:
+                return "-" if h["share"] is None else f"{h['share']:.0%} of {h['updates']:,}"
+
+            for table in HOT_TABLES:
+                print(
+                    f"  {scenario:<8} {table:<6} service's schema {share(values['hot'][table]):>16}   "
+                    f"minimal schema {share(values['minimal_hot'][table]):>16}"
+                )
+    if report.indexes:
+        print()
+        print(
+            "Indexes of the service's schema besides the primary key: size, scans during the scenarios, and "
+            "what each costs a write (WAL bytes per statement, with it minus without it, and the HOT share; "
+            "the few rows here make server times noise: `just indexes` measures those)"
+        )
+        for row in report.indexes:
+            costs = "; ".join(
+                f"{kind} {c['wal_bytes']:+.0f} B"
+                + ("" if c["hot_with"] is None else f" HOT {c['hot_with']:.0%} (without: {c['hot_without']:.0%})")
+                for kind, c in row["write_costs"].items()
+            )
+            print(f"  {row['index']} ({row['size'] / 1e3:,.0f} kB, {row['scans']:,} scans): {costs}")
     if report.workers2:
         w = report.workers2
         ok = w["scaling"] >= TARGET_SCALING and w["errors"] == 0
@@ -582,7 +735,7 @@ def print_summary(report: Report, results: dict[str, tuple[Result, Result]]) -> 
         print(plan)
     print()
     print("all targets met" if all_ok else "some targets missed (MISS above)")
-    errors = sum(svc.errors + ref.errors for svc, ref in results.values())
+    errors = sum(svc.errors + ref.errors + mini.errors for svc, ref, mini in results.values())
     errors += report.workers2.get("errors", 0) + sum(row["errors"] for row in report.scale.get("rows", []))
     if errors:
         print(f"ERRORS: {errors} requests failed (see the errors columns)")
@@ -612,27 +765,45 @@ def main() -> int:
         log(f"{database}; preparing {BENCH_DB}: {USERS} users x {TASKS_PER_USER} tasks")
         bench_url = recreate_database(server_url, BENCH_DB)
         seed_bench(bench_url)
+        minimal_url = recreate_database(server_url, MINIMAL_DB)
+        minimal_schema(minimal_url)
+        seed_bench(minimal_url)
         users = [f"bench-{i:03d}" for i in range(1, USERS + 1)]
         ids = user_task_ids(bench_url, [*users, "bench-big"])
+        if user_task_ids(minimal_url, [*users, "bench-big"]) != ids:
+            raise RuntimeError(f"{MINIMAL_DB} and {BENCH_DB} were seeded with different task ids")
         writers = [f"writer-{i:03d}" for i in range(1, USERS + 1)]
         data = write_lua_data(reports_dir / "bench-data.lua", {u: ids[u] for u in users}, writers)
         probe = token(users[0])
 
-        results: dict[str, tuple[Result, Result]] = {}
+        results: dict[str, tuple[Result, Result, Result]] = {}
+        scans_before = index_scans(bench_url)
         with (
             running("app.serve", bench_url, probe) as service,
             running("bench.reference_app", bench_url, probe) as reference,
+            running("bench.reference_app", minimal_url, probe) as minimal,
         ):
             for scenario in chosen:
                 vacuum(bench_url)
-                log(f"{scenario}: service and reference, interleaved")
-                svc, ref = compare([service.url, reference.url], scenario, data)
-                results[scenario] = (svc, ref)
+                vacuum(minimal_url)
+                counters = update_counters(bench_url), update_counters(minimal_url)
+                load = loadavg()
+                log(f"{scenario}: service, reference and minimal reference, interleaved (load average {load})")
+                svc, ref, mini = compare([service.url, reference.url, minimal.url], scenario, data)
+                results[scenario] = (svc, ref, mini)
                 report.scenarios[scenario] = {
                     "service": {**asdict(svc), "rps": svc.rps},
                     "reference": {**asdict(ref), "rps": ref.rps},
+                    "minimal": {**asdict(mini), "rps": mini.rps},
                     "ratio": svc.rps / ref.rps if ref.rps else 0.0,
+                    "minimal_ratio": svc.rps / mini.rps if mini.rps else 0.0,
+                    "loadavg": [load, loadavg()],
                 }
+                if scenario in WRITE_SCENARIOS:
+                    time.sleep(2)  # let the servers' backends report their counters
+                    report.scenarios[scenario]["hot"] = hot_share(counters[0], update_counters(bench_url))
+                    report.scenarios[scenario]["minimal_hot"] = hot_share(counters[1], update_counters(minimal_url))
+            scans_after = index_scans(bench_url)
 
             if os.environ.get("BENCH_WORKERS2", "1") != "0":
                 vacuum(bench_url)
@@ -647,6 +818,9 @@ def main() -> int:
                     "one_worker_rps": one.rps,
                     "scaling": two.rps / one.rps if one.rps else 0.0,
                 }
+
+        log("per-index write costs")
+        report.indexes = index_report(bench_url, scans_before, scans_after)
 
         if os.environ.get("BENCH_SCALE", "1") != "0":
             run_scale(report, server_url, bench_url, users, ids, reports_dir)

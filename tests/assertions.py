@@ -16,6 +16,8 @@ ERROR_CODES = {
     405: "METHOD_NOT_ALLOWED",
     408: "REQUEST_TIMEOUT",
     409: "CONFLICT",
+    410: "CURSOR_EXPIRED",
+    412: "PRECONDITION_FAILED",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
@@ -26,8 +28,9 @@ ERROR_CODES = {
 }
 
 
-def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
-    """`response` is exactly the contract's error envelope for `status`; returns its `error` object."""
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """`response` is exactly the contract's error envelope for `status` (with `code`, when the status
+    has several); returns its `error` object."""
     assert response.status_code == status, (response.status_code, response.text[:500])
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers.get("x-request-id")
@@ -35,7 +38,7 @@ def assert_error(response: httpx.Response, status: int) -> dict[str, Any]:
     assert set(body) == {"error"}, body
     error = body["error"]
     assert set(error) <= {"code", "message", "details"}, error
-    assert error["code"] == ERROR_CODES[status], error
+    assert error["code"] == (code or ERROR_CODES[status]), error
     assert isinstance(error["message"], str) and error["message"], error
     if "details" in error:
         assert isinstance(error["details"], list) and error["details"], error

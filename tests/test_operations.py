@@ -166,6 +166,21 @@ def test_head_where_get_is_not_allowed_is_a_405(client: httpx.Client, user: User
     assert response.status_code == 405
 
 
+def test_cors_allows_and_exposes_the_sync_headers(client: httpx.Client, user: User) -> None:
+    preflight = client.options(
+        "/api/tasks/1",
+        headers={
+            "Origin": ALLOWED,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "if-match, idempotency-key, content-type, authorization",
+        },
+    )
+    assert preflight.status_code == 204
+    created = client.post("/api/tasks", json={"title": "t"}, headers={**user.headers, "Origin": ALLOWED})
+    exposed = {h.strip().lower() for h in created.headers["access-control-expose-headers"].split(",")}
+    assert {"etag", "idempotent-replayed", "location", "retry-after", "x-request-id"} <= exposed
+
+
 def test_preflight_from_another_origin_gets_no_cors_headers_and_the_envelope(client: httpx.Client) -> None:
     response = client.options(
         "/api/tasks", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}

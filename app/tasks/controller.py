@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
+from litestar.enums import ParamType
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.params import Parameter
 
 from app.auth.tokens import Caller
-from app.body import ApiOperation, documented_body, read_json
-from app.errors import NotFound, QuotaExceeded, RateLimited, error_responses
+from app.body import ApiOperation, documented_body, documented_headers, header_value, read_json
+from app.errors import (
+    ApiError,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    QuotaExceeded,
+    RateLimited,
+    error_responses,
+)
 from app.rate_limit import ConcurrencyLimit, RateLimiter
-from app.responses import JsonResponse
+from app.responses import NOT_MODIFIED, JsonResponse, RawResponse, not_modified
+from app.sync.etags import if_match_versions, list_etag, none_match, task_etag
+from app.sync.idempotency import IDEMPOTENCY_KEY_PATTERN, Idempotency
 from app.tasks.repository import TaskRepository
 from app.tasks.schemas import (
     FIELD_RULES,
     CompletionChange,
     ListMeta,
+    Task,
     TaskCreate,
     TaskEnvelope,
     TaskListEnvelope,
@@ -32,6 +50,86 @@ Q_MAX_CHARS = 200
 _TOGGLE = CompletionChange()
 
 TaskId = Annotated[int, Parameter(description="The task's id (a positive integer).")]
+IF_MATCH = OpenAPIParameter(
+    name="If-Match",
+    param_in=ParamType.HEADER,
+    schema=Schema(type=OpenAPIType.STRING),
+    description='Apply only if the task\'s ETag is one of these (`"3"`, or `*` for any): else 412.',
+)
+IF_NONE_MATCH = OpenAPIParameter(
+    name="If-None-Match",
+    param_in=ParamType.HEADER,
+    schema=Schema(type=OpenAPIType.STRING),
+    description="304 (no body) when the current ETag is one of these.",
+)
+IDEMPOTENCY_KEY = OpenAPIParameter(
+    name="Idempotency-Key",
+    param_in=ParamType.HEADER,
+    schema=Schema(type=OpenAPIType.STRING, pattern=IDEMPOTENCY_KEY_PATTERN),
+    description=(
+        "1-255 visible ASCII characters, unique per intended write. A retry with the same key and "
+        "the same request gets the first answer again (`Idempotent-Replayed: true`) and changes "
+        "nothing; 409 while the first is still running; 422 if the key was used for another request."
+    ),
+)
+_VALID_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def _idempotency_key(request: Request[Caller, Any, Any]) -> str | None:
+    """The request's Idempotency-Key, if any; 422 (nothing done) when it is not 1-255 visible ASCII."""
+    key = header_value(request, b"idempotency-key")
+    if key is not None and not _VALID_KEY.match(key):
+        raise InvalidInput([FieldError("Idempotency-Key", "Idempotency-Key must be 1-255 visible ASCII characters")])
+    return key
+
+
+_DELETED = RawResponse(204)
+# Litestar documents a `Response[None]` as a JSON null; a 204 has no body at all.
+_NO_CONTENT = {204: ResponseSpec(data_container=None, description="Deleted; no body.", generate_examples=False)}
+
+
+async def _once(
+    request: Request[Caller, Any, Any], key: str | None, write: Callable[[], Awaitable[Response[Any]]]
+) -> Response[Any]:
+    """Run `write`, through the idempotency store when the client sent a key."""
+    if key is None:
+        return await write()
+    idempotency: Idempotency = request.app.state.idempotency
+    return await idempotency.run(request, key, write)
+
+
+ETAG_HEADER = ResponseHeader(
+    name="ETag",
+    value='"1"',  # documentation only: gives the header its string schema
+    description='The version of what was answered: `"<version>"` for a task.',
+    required=True,
+    documentation_only=True,
+)
+
+
+def _etagged(
+    task: Task, status_code: int | None = None, headers: dict[str, str] | None = None
+) -> Response[TaskEnvelope]:
+    return JsonResponse(
+        TaskEnvelope(task), status_code=status_code, headers={"ETag": task_etag(task.version), **(headers or {})}
+    )
+
+
+REPLAYED_HEADER = ResponseHeader(
+    name="Idempotent-Replayed",
+    value="true",
+    description="Present (true) when this is the stored answer of an earlier request with the same Idempotency-Key.",
+    required=False,
+    documentation_only=True,
+)
+
+
+async def _absent(tasks: TaskRepository, caller: Caller, task_id: int, if_match: list[int] | None) -> ApiError:
+    """Why a write found nothing to change: the task is gone (404), or If-Match named another version
+    of a task that exists (412). The write changed nothing either way."""
+    if if_match is not None and await tasks.get(caller, task_id) is not None:
+        return PreconditionFailed()
+    return NotFound()
 
 
 def _bounded(low: int, high: int, description: str) -> Any:
@@ -73,9 +171,10 @@ class TasksController(Controller):
     @get(
         "/",
         operation_id="ListTasks",
-        operation_class=ApiOperation,
+        operation_class=documented_headers(ApiOperation, IF_NONE_MATCH),
         summary="List my tasks",
-        responses=error_responses(400, 401, 422, 429, 503),
+        responses={**error_responses(400, 401, 422, 429, 503), **NOT_MODIFIED},
+        response_headers=[ETAG_HEADER],
     )
     async def list_tasks(
         self,
@@ -100,25 +199,31 @@ class TasksController(Controller):
         limit: Annotated[int, _bounded(1, 1000, "Page size.")] = 1000,
         offset: Annotated[int, _bounded(0, MAX_ID, "Tasks to skip.")] = 0,
     ) -> Response[TaskListEnvelope]:
-        """Newest first by default; ties broken by id. `completed` and `status` together must both hold."""
+        """Newest first by default; ties broken by id. `completed` and `status` together must both hold.
+        The ETag changes whenever any task of this list would (or one enters or leaves it)."""
         by_param = None if completed is None else completed == "true"
         by_status = _STATUS_COMPLETED[status]
+        want = by_param if by_param is not None else by_status
         if by_param is not None and by_status is not None and by_param != by_status:
             # Both filters must hold, and together they hold for no task: an empty page, not an error.
-            return JsonResponse(TaskListEnvelope(data=[], meta=ListMeta(total=0, limit=limit, offset=offset)))
-        want = by_param if by_param is not None else by_status
-        if q:
+            rows: list[Task] = []
+            total = 0
+        elif q:
             async with searches.hold(request.user.id):
                 rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
         else:
             rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
-        return JsonResponse(TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset)))
+        etag = list_etag((want, q, sort, limit, offset), total, [(task.id, task.version) for task in rows])
+        if none_match(header_value(request, b"if-none-match"), etag):
+            return not_modified(etag)
+        page = TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset))
+        return JsonResponse(page, headers={"ETag": etag})
 
     @post(
         "/",
         operation_id="CreateTask",
         summary="Create a task",
-        operation_class=documented_body(TaskCreate),
+        operation_class=documented_headers(documented_body(TaskCreate), IDEMPOTENCY_KEY),
         responses=error_responses(400, 401, 409, 413, 415, 422, 429, 503),
         response_headers=[
             ResponseHeader(
@@ -127,7 +232,9 @@ class TasksController(Controller):
                 description="The new task's URL.",
                 required=True,
                 documentation_only=True,
-            )
+            ),
+            ETAG_HEADER,
+            REPLAYED_HEADER,
         ],
     )
     async def create_task(
@@ -138,33 +245,45 @@ class TasksController(Controller):
     ) -> Response[TaskEnvelope]:
         """409 `QUOTA_EXCEEDED` when the caller already has TASKS_MAX_PER_USER tasks."""
         _count_write(write_rate, request.user)
+        idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
-        task = await tasks.create(request.user, data)
-        if task is None:
-            raise QuotaExceeded(f"You have reached the limit of {tasks.max_tasks} tasks; delete some first.")
-        return JsonResponse(TaskEnvelope(task), status_code=201, headers={"Location": f"/api/tasks/{task.id}"})
+
+        async def write() -> Response[Any]:
+            task = await tasks.create(request.user, data)
+            if task is None:
+                raise QuotaExceeded(f"You have reached the limit of {tasks.max_tasks} tasks; delete some first.")
+            return _etagged(task, 201, {"Location": f"/api/tasks/{task.id}"})
+
+        return await _once(request, idempotency_key, write)
 
     @get(
         "/{task_id:int}",
         operation_id="GetTask",
-        operation_class=ApiOperation,
+        operation_class=documented_headers(ApiOperation, IF_NONE_MATCH),
         summary="Get one of my tasks",
-        responses=error_responses(401, 404, 503),
+        responses={**error_responses(401, 404, 503), **NOT_MODIFIED},
+        response_headers=[ETAG_HEADER],
     )
     async def get_task(
-        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository], task_id: TaskId
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        task_id: TaskId,
     ) -> Response[TaskEnvelope]:
         task = await tasks.get(request.user, _existing_id(task_id))
         if task is None:
             raise NotFound()
-        return JsonResponse(TaskEnvelope(task))
+        if none_match(header_value(request, b"if-none-match"), etag := task_etag(task.version)):
+            return not_modified(etag)
+        return _etagged(task)
 
     @put(
         "/{task_id:int}",
         operation_id="UpdateTask",
         summary="Replace a task's fields",
-        operation_class=documented_body(TaskUpdate),
-        responses=error_responses(400, 401, 404, 413, 415, 422, 429, 503),
+        operation_class=documented_headers(documented_body(TaskUpdate), IF_MATCH, IDEMPOTENCY_KEY),
+        responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 429, 503),
+        response_headers=[ETAG_HEADER, REPLAYED_HEADER],
     )
     async def update_task(
         self,
@@ -176,19 +295,25 @@ class TasksController(Controller):
         """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
         task_id = _existing_id(task_id)
         _count_write(write_rate, request.user)
+        idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
-        task = await tasks.update(request.user, task_id, data)
-        if task is None:
-            raise NotFound()
-        return JsonResponse(TaskEnvelope(task))
+        versions = if_match_versions(header_value(request, b"if-match"))
+
+        async def write() -> Response[Any]:
+            task = await tasks.update(request.user, task_id, data, versions)
+            if task is None:
+                raise await _absent(tasks, request.user, task_id, versions)
+            return _etagged(task)
+
+        return await _once(request, idempotency_key, write)
 
     @delete(
         "/{task_id:int}",
         operation_id="DeleteTask",
-        operation_class=ApiOperation,
+        operation_class=documented_headers(ApiOperation, IF_MATCH, IDEMPOTENCY_KEY),
         summary="Delete a task",
         status_code=204,
-        responses=error_responses(401, 404, 429, 503),
+        responses={**error_responses(401, 404, 409, 412, 422, 429, 503), **_NO_CONTENT},
     )
     async def delete_task(
         self,
@@ -196,18 +321,28 @@ class TasksController(Controller):
         tasks: NamedDependency[TaskRepository],
         write_rate: NamedDependency[RateLimiter],
         task_id: TaskId,
-    ) -> None:
+    ) -> Response[None]:
         task_id = _existing_id(task_id)
         _count_write(write_rate, request.user)
-        if not await tasks.delete(request.user, task_id):
-            raise NotFound()
+        idempotency_key = _idempotency_key(request)
+        versions = if_match_versions(header_value(request, b"if-match"))
+
+        async def write() -> Response[Any]:
+            if not await tasks.delete(request.user, task_id, versions):
+                raise await _absent(tasks, request.user, task_id, versions)
+            return _DELETED
+
+        return await _once(request, idempotency_key, write)
 
     @patch(
         "/{task_id:int}/complete",
         operation_id="CompleteTask",
         summary="Toggle, or set, a task's completion",
-        operation_class=documented_body(CompletionChange, required=False, nullable=True),
-        responses=error_responses(400, 401, 404, 413, 415, 422, 429, 503),
+        operation_class=documented_headers(
+            documented_body(CompletionChange, required=False, nullable=True), IF_MATCH, IDEMPOTENCY_KEY
+        ),
+        responses=error_responses(400, 401, 404, 409, 412, 413, 415, 422, 429, 503),
+        response_headers=[ETAG_HEADER, REPLAYED_HEADER],
     )
     async def complete_task(
         self,
@@ -219,11 +354,17 @@ class TasksController(Controller):
         """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
         task_id = _existing_id(task_id)
         _count_write(write_rate, request.user)
+        idempotency_key = _idempotency_key(request)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
-        if change is None or not isinstance(change.completed, bool):
-            task = await tasks.toggle_completed(request.user, task_id)
-        else:
-            task = await tasks.set_completed(request.user, task_id, change.completed)
-        if task is None:
-            raise NotFound()
-        return JsonResponse(TaskEnvelope(task))
+        versions = if_match_versions(header_value(request, b"if-match"))
+
+        async def write() -> Response[Any]:
+            if change is None or not isinstance(change.completed, bool):
+                task = await tasks.toggle_completed(request.user, task_id, versions)
+            else:
+                task = await tasks.set_completed(request.user, task_id, change.completed, versions)
+            if task is None:
+                raise await _absent(tasks, request.user, task_id, versions)
+            return _etagged(task)
+
+        return await _once(request, idempotency_key, write)

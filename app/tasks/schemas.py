@@ -42,7 +42,8 @@ FIELD_RULES = {
 
 
 class Task(msgspec.Struct, frozen=True):
-    """A task as the API returns it (exactly these keys)."""
+    """A task as the API returns it (exactly these keys). `version` is 1 at creation and grows by
+    one on every change; the task's `ETag` is `"<version>"`."""
 
     id: int
     user_id: str
@@ -51,6 +52,10 @@ class Task(msgspec.Struct, frozen=True):
     completed: bool
     created_at: datetime
     updated_at: datetime
+    version: int
+
+
+TASK_COLUMNS = 8  # the columns every task statement returns first, in Task's order
 
 
 class TaskCreate(msgspec.Struct, frozen=True):

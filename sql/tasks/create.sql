@@ -2,6 +2,7 @@
 -- row on first write, or counts the task on it; its row lock serializes the caller's concurrent
 -- creates, so the count is exact and the quota never overshoots. At the quota the upsert's WHERE
 -- leaves the row alone, `counted` is empty, nothing is inserted and no row comes back.
+-- version starts at 1 and change_xid at this transaction's id (the columns' defaults).
 WITH counted AS (
     INSERT INTO users AS u (id, email, name, task_count)
     VALUES (%(user_id)s, %(email)s, %(name)s, 1)
@@ -13,4 +14,4 @@ WITH counted AS (
 INSERT INTO tasks (user_id, title, description, completed)
 SELECT counted.id, %(title)s, %(description)s, %(completed)s
 FROM counted
-RETURNING id, user_id, title, description, completed, created_at, updated_at
+RETURNING id, user_id, title, description, completed, created_at, updated_at, version

@@ -4,7 +4,7 @@
 -- for a large user. Its WHERE is the page's, repeated.
 -- %(completed)s: NULL = any. Searches (q) run sql/tasks/search.sql.
 -- Ties are broken by id in the direction of the sort, so paging is stable.
-SELECT id, user_id, title, description, completed, created_at, updated_at,
+SELECT id, user_id, title, description, completed, created_at, updated_at, version,
        (SELECT count(*)
         FROM tasks
         WHERE user_id = %(user_id)s

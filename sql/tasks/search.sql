@@ -12,7 +12,7 @@
 -- index tasks_user_search_idx serves ~* as it serves ILIKE: only the caller's rows holding every
 -- trigram of q are read.
 -- Ties are broken by id in the direction of the sort, so paging is stable.
-SELECT id, user_id, title, description, completed, created_at, updated_at,
+SELECT id, user_id, title, description, completed, created_at, updated_at, version,
        (SELECT count(*)
         FROM tasks
         WHERE user_id = %(user_id)s
