@@ -57,6 +57,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tasks_max_per_user: int = 10_000
     write_rate_per_min: int = 600
     log_level: str = "INFO"
+    # Connection limits, enforced by uvicorn and app.http.protocol (see README, "Robustness").
+    http_max_header_bytes: int = 65_536
+    http_read_timeout_s: float = 15.0
+    http_idle_timeout_s: float = 5.0
+    http_write_timeout_s: float = 30.0
+    http_max_connections: int = 1_000
+    # Peers whose X-Forwarded-For is believed (addresses or CIDRs); empty: nobody's.
+    trusted_proxies: tuple[str, ...] = ()
+    jwt_max_lifetime_s: int = 2_592_000
     idempotency_ttl_s: int = 86_400
     sync_tombstone_ttl_s: int = 2_592_000
     # None: the runner decides (text under `just dev`, json under `just serve`).
@@ -167,6 +176,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             tasks_max_per_user=integer("TASKS_MAX_PER_USER", 10_000, minimum=1),
             write_rate_per_min=integer("WRITE_RATE_PER_MIN", 600, minimum=1),
             log_level=(text("LOG_LEVEL") or "INFO").upper(),
+            http_max_header_bytes=integer("HTTP_MAX_HEADER_BYTES", 65_536, minimum=1024),
+            http_read_timeout_s=number("HTTP_READ_TIMEOUT_S", 15.0),
+            http_idle_timeout_s=number("HTTP_IDLE_TIMEOUT_S", 5.0),
+            http_write_timeout_s=number("HTTP_WRITE_TIMEOUT_S", 30.0),
+            http_max_connections=integer("HTTP_MAX_CONNECTIONS", 1_000, minimum=1),
+            trusted_proxies=words("TRUSTED_PROXIES", ()),
+            jwt_max_lifetime_s=integer("JWT_MAX_LIFETIME_S", 2_592_000, minimum=1),
             idempotency_ttl_s=integer("IDEMPOTENCY_TTL_S", 86_400, minimum=1),
             sync_tombstone_ttl_s=integer("SYNC_TOMBSTONE_TTL_S", 2_592_000, minimum=1),
             log_format=(text("LOG_FORMAT") or "").lower() or None,
@@ -187,6 +203,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long")
         self._validate_jwt_algorithms()
+        if self.access_token_ttl_s > self.jwt_max_lifetime_s:
+            # The service would refuse the very tokens it issues.
+            raise ConfigError("ACCESS_TOKEN_TTL_S must not exceed JWT_MAX_LIFETIME_S")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not an address or CIDR") from None
         if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {self.log_level}")
         if self.log_format not in (None, "json", "text"):

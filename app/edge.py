@@ -1,4 +1,5 @@
-"""What every response gets, whatever answered it: request id, caching policy, CORS.
+"""What every response gets, whatever answered it: request id, caching policy, CORS; and the
+request's path normalized and `HEAD` served as `GET`, before anything matches on them.
 
 A plain ASGI middleware wrapped around Litestar's whole handler (see `main.create_app`), so that it
 also covers what Litestar answers before any route middleware runs (routing 404/405, errors).
@@ -17,11 +18,12 @@ from litestar.types import (
     HTTPResponseStartEvent,
     Message,
     Receive,
+    ReceiveMessage,
     Scope,
     Send,
 )
 
-from app.errors import error_body
+from app.errors import CLIENT_GONE, error_body
 
 # A client-sent id is echoed only when it is short and plain (no header injection, no log forging).
 _SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
@@ -33,6 +35,27 @@ _ALLOWED_HEADER_SET = frozenset(h.strip().lower() for h in ALLOWED_HEADERS.split
 EXPOSED_HEADERS = b"Location, Retry-After, X-Request-ID, ETag, Idempotent-Replayed"
 _ALLOWED_METHOD_SET = frozenset(m.strip() for m in ALLOWED_METHODS.split(","))
 PREFLIGHT_MAX_AGE = "600"
+
+
+def normalize_path(path: str) -> str:
+    """`//api/./tasks` -> `/api/tasks`: empty and `.` segments dropped, `..` resolved, a trailing
+    slash kept (`/api/tasks/` is a route of its own). Routing and every header rule see this path,
+    so no spelling of a path escapes `Cache-Control: no-store` or CORS."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment and segment != ".":
+            segments.append(segment)
+    normalized = "/" + "/".join(segments)
+    if segments and (path.endswith("/") or path.endswith("/.") or path.endswith("/..")):
+        normalized += "/"
+    return normalized
+
+
+def _needs_normalizing(path: str) -> bool:
+    return "//" in path or "/." in path
 
 
 def new_request_id() -> bytes:
@@ -59,6 +82,16 @@ class EdgeMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
+        if _needs_normalizing(path):
+            path = normalize_path(path)
+            scope["path"] = path
+            scope["raw_path"] = normalize_path(scope["raw_path"].decode("latin-1")).encode("latin-1")
+        head = scope["method"] == "HEAD"
+        if head:
+            # Litestar routes HEAD only to explicit HEAD handlers: answer it as the GET (uvicorn,
+            # seeing HEAD in its own scope, sends the GET's headers without the body).
+            scope = {**scope, "method": "GET"}
         http_scope = scope
 
         origin: bytes | None = None
@@ -80,7 +113,7 @@ class EdgeMiddleware:
         scope["request_id"] = request_id.decode()  # type: ignore[typeddict-unknown-key]
 
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
-        if scope["path"].startswith("/api"):
+        if path.startswith("/api"):
             extra.append((b"cache-control", b"no-store"))
         allowed = origin is not None and origin in self.origins
         if origin is not None:
@@ -98,9 +131,17 @@ class EdgeMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), *extra]
+            elif head and message["type"] == "http.response.body":
+                message["body"] = b""
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        async def receive_watching() -> ReceiveMessage:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                scope[CLIENT_GONE] = True  # type: ignore[literal-required]
+            return message
+
+        await self.app(scope, receive_watching, send_with_headers)
 
     @staticmethod
     async def _preflight(

@@ -26,6 +26,8 @@ from app import metrics
 logger = logging.getLogger("app.errors")
 
 RETRY_AFTER_S = "1"
+# Scope key the edge sets when the client went away before its request was read whole.
+CLIENT_GONE = "client_gone"
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -50,6 +52,7 @@ _CODES: dict[int, str] = {
     401: "UNAUTHORIZED",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    408: "REQUEST_TIMEOUT",
     409: "CONFLICT",
     410: "CURSOR_EXPIRED",
     412: "PRECONDITION_FAILED",
@@ -57,6 +60,7 @@ _CODES: dict[int, str] = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
     429: "RATE_LIMITED",
+    431: "HEADERS_TOO_LARGE",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
@@ -66,6 +70,7 @@ _DEFAULT_MESSAGES: dict[int, str] = {
     401: "Authentication required.",
     404: "Not found.",
     405: "Method not allowed.",
+    408: "The request did not arrive in time.",
     409: "Conflict.",
     410: "The cursor has expired; start again without it.",
     412: "The task has changed since you read it; read it again.",
@@ -73,6 +78,7 @@ _DEFAULT_MESSAGES: dict[int, str] = {
     415: "Content-Type must be application/json.",
     422: "The request is not valid.",
     429: "Too many requests.",
+    431: "The request line and headers are too large.",
     500: "Internal server error.",
     503: "The service is temporarily unavailable, retry shortly.",
 }
@@ -266,6 +272,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     """Litestar's own errors: routing 404/405, body too large, malformed JSON, parameter validation."""
     headers = dict(exc.headers) if exc.headers else None
     status = exc.status_code
+    if status >= 500 and request.scope.get(CLIENT_GONE):
+        # Litestar reports a body cut short by a disconnect as a 500. Nobody is there to answer and
+        # nothing failed on our side: one line at INFO, no traceback (a client repeating it must not
+        # fill the logs), and a 4xx status for whatever counts statuses.
+        logger.info(
+            "%s %s: client disconnected before its request was complete (request %s)",
+            request.method,
+            request.url.path,
+            _request_id(request),
+        )
+        return error_response(400, "The client disconnected before its request was complete.")
     if isinstance(exc, ValidationException) or (status == 400 and exc.extra):
         # Litestar answers parameter validation with 400; the contract says 422 with details.
         details = [

@@ -15,7 +15,6 @@ from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.response import Redirect
 from litestar.routes import HTTPRoute
@@ -29,6 +28,7 @@ from app.auth.repository import UserRepository
 from app.auth.tokens import TokenIssuer, TokenVerifier
 from app.config import ConfigError, Settings
 from app.db import DatabaseProbe, SqlFiles, create_pool, open_pool
+from app.docs import PinnedScalarPlugin
 from app.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
 from app.health import READY_TIMEOUT_S, HealthController
@@ -72,7 +72,7 @@ def _openapi_config() -> OpenAPIConfig:
         version=API_VERSION,
         description="A multi-user todo backend. Every `/api` route but sign-up/sign-in needs a bearer token.",
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(path=["/", "/scalar"])],
+        render_plugins=[PinnedScalarPlugin(path=["/", "/scalar"])],
         components=[components],
         use_handler_docstrings=True,
     )

@@ -5,20 +5,30 @@ It does not migrate: run `just migrate` as its own deployment step.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import resource
 import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from app.config import ConfigError, Settings
+from app.http.protocol import HttpLimits, LimitedHttpToolsProtocol
 from app.logs import configure_logging
 
 GRACEFUL_SHUTDOWN_S = 10
+# File descriptors a worker needs beside its client sockets (pool connections, logs, imports).
+SPARE_FDS = 100
+
+logger = logging.getLogger("app")
 
 
 def main() -> int:
@@ -71,22 +81,65 @@ def _metrics_dir(settings: Settings) -> Path | None:
     return directory if ours else None
 
 
-def run_uvicorn(factory: str, settings: Settings, **overrides: Any) -> None:
-    """uvicorn as production runs it (the benchmark's reference app runs under the very same)."""
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level.lower(),
-        access_log=False,
+def uvicorn_config(app: str | Callable[..., Any], settings: Settings, **overrides: object) -> uvicorn.Config:
+    """uvicorn as production runs it: `just serve`, the benchmark's reference app and the tests'
+    live servers all get this very configuration (`overrides`: the tests' port and log level)."""
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "loop": "uvloop",
+        # httptools, with the limits uvicorn lacks (app/http/protocol.py); a partial pickles, so
+        # worker processes get the same limits.
+        "http": functools.partial(LimitedHttpToolsProtocol, limits=http_limits(settings)),
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
         # In-flight requests finish on SIGTERM, within a bound.
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        **overrides,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "timeout_keep_alive": settings.http_idle_timeout_s,
+        # X-Forwarded-For is believed only from the listed proxies; without any, proxy headers are
+        # ignored entirely (uvicorn's default trusts 127.0.0.1: any local peer could forge its address).
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
+        "factory": isinstance(app, str),
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]  # options typed per key by uvicorn
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    return HttpLimits(
+        max_head_bytes=settings.http_max_header_bytes,
+        read_timeout_s=settings.http_read_timeout_s,
+        write_timeout_s=settings.http_write_timeout_s,
+        max_connections=settings.http_max_connections,
+        max_body_bytes=settings.max_body_bytes,
     )
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Lift the soft open-files limit toward the hard one, so the connection cap, not the kernel,
+    decides who is refused (at the soft limit every new socket fails, other clients' included)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        logger.warning("open-files limit %s is below HTTP_MAX_CONNECTIONS + %s: lower the cap", target, SPARE_FDS)
+
+
+def run_uvicorn(factory: str, settings: Settings, **overrides: object) -> None:
+    """Serve `factory` (an import string) with `uvicorn_config`, in WORKERS processes (as uvicorn.run)."""
+    raise_fd_limit(settings.http_max_connections + SPARE_FDS)
+    config = uvicorn_config(factory, settings, **overrides)
+    server = uvicorn.Server(config)
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
+    if not server.started and config.workers == 1:
+        sys.exit(3)  # uvicorn.run's STARTUP_FAILURE
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from app.config import Settings
 from app.embedded_pg import EmbeddedPostgres
 from app.main import create_app
 from app.migrate import apply
+from app.serve import uvicorn_config
 
 SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
@@ -96,13 +97,20 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The real app under uvicorn, on a free port, in a background thread."""
+    """The real app (or `app`) under uvicorn, on a free port, in a background thread."""
 
-    def __init__(self, settings: Settings, **app_options: Any) -> None:
+    def __init__(self, settings: Settings, app: Callable[..., Any] | None = None, **app_options: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings, **app_options), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        # The very uvicorn configuration of `just serve` (protocol, limits, proxy headers).
+        config = uvicorn_config(
+            app or create_app(settings, **app_options),
+            settings,
+            host="127.0.0.1",
+            port=self.port,
+            workers=1,
+            log_level="warning",
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

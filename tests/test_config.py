@@ -27,6 +27,14 @@ def test_defaults() -> None:
     assert settings.max_body_bytes == 1_048_576
     assert (settings.auth_max_failed_attempts, settings.auth_lockout_s) == (5, 900)
     assert settings.db_prepare_threshold == 5
+    assert (settings.http_max_header_bytes, settings.http_read_timeout_s, settings.http_idle_timeout_s) == (
+        65536,
+        15,
+        5,
+    )
+    assert (settings.http_write_timeout_s, settings.http_max_connections) == (30, 1000)
+    assert settings.trusted_proxies == ()
+    assert settings.jwt_max_lifetime_s == 2_592_000
 
 
 def test_every_contract_name_is_read() -> None:
@@ -53,6 +61,13 @@ def test_every_contract_name_is_read() -> None:
         "AUTH_MAX_FAILED_ATTEMPTS": "3",
         "AUTH_LOCKOUT_S": "60",
         "LOG_LEVEL": "debug",
+        "HTTP_MAX_HEADER_BYTES": "8192",
+        "HTTP_READ_TIMEOUT_S": "2.5",
+        "HTTP_IDLE_TIMEOUT_S": "3",
+        "HTTP_WRITE_TIMEOUT_S": "4",
+        "HTTP_MAX_CONNECTIONS": "50",
+        "TRUSTED_PROXIES": "10.0.0.1, 192.168.0.0/16,::1",
+        "JWT_MAX_LIFETIME_S": "3600",
     }
     s = Settings.from_mapping(env)
     assert s.database_url == "postgresql://u@h/db" and s.jwt_secret == GOOD_SECRET
@@ -64,6 +79,10 @@ def test_every_contract_name_is_read() -> None:
     assert (s.db_pool_min_size, s.db_pool_max_size, s.db_pool_timeout_s) == (2, 8, 2.5)
     assert (s.db_statement_timeout_ms, s.db_prepare_threshold, s.max_body_bytes) == (1500, 0, 2048)
     assert (s.auth_max_failed_attempts, s.auth_lockout_s, s.log_level) == (3, 60, "DEBUG")
+    assert (s.http_max_header_bytes, s.http_read_timeout_s, s.http_idle_timeout_s) == (8192, 2.5, 3)
+    assert (s.http_write_timeout_s, s.http_max_connections) == (4, 50)
+    assert s.trusted_proxies == ("10.0.0.1", "192.168.0.0/16", "::1")
+    assert s.jwt_max_lifetime_s == 3600
 
 
 def test_better_auth_secret_is_the_fallback() -> None:
@@ -88,6 +107,12 @@ def test_empty_prepare_threshold_turns_prepared_statements_off() -> None:
         {"JWT_ALGORITHMS": "HS256,None"},
         {"LOG_LEVEL": "chatty"},
         {"WORKERS": "0"},
+        {"HTTP_MAX_HEADER_BYTES": "100"},
+        {"HTTP_READ_TIMEOUT_S": "0"},
+        {"HTTP_MAX_CONNECTIONS": "0"},
+        {"TRUSTED_PROXIES": "proxy.example"},
+        {"TRUSTED_PROXIES": "10.0.0.0/33"},
+        {"JWT_MAX_LIFETIME_S": "3600"},  # below ACCESS_TOKEN_TTL_S: the service would refuse its own tokens
     ],
 )
 def test_invalid_settings_are_refused(env: dict[str, str]) -> None:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
+import shutil
 import socket
+import subprocess
+import tarfile
 import time
 from collections.abc import Callable
+from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +20,7 @@ import pytest
 from conftest import LiveServer, User, free_port, scratch_database
 
 from app.config import Settings
+from app.docs import SCALAR_FILE, SCALAR_INTEGRITY, SCALAR_VERSION
 
 
 def test_health_is_ok_without_auth(client: httpx.Client) -> None:
@@ -80,7 +89,7 @@ def test_preflight_from_an_allowed_origin(client: httpx.Client) -> None:
         headers={
             "Origin": ALLOWED,
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization, content-type",
+            "Access-Control-Request-Headers": "authorization, content-type, x-request-id",
         },
     )
     assert response.status_code == 204
@@ -98,6 +107,63 @@ def test_preflight_from_an_allowed_origin(client: httpx.Client) -> None:
         "idempotency-key",
         "last-event-id",
     }
+
+
+def test_preflight_asking_for_a_header_outside_the_list_is_refused(client: httpx.Client) -> None:
+    response = client.options(
+        "/api/tasks",
+        headers={"Origin": ALLOWED, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "x-evil"},
+    )
+    assert response.status_code == 400
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_responses_expose_the_headers_a_script_needs(client: httpx.Client, user: User) -> None:
+    created = client.post("/api/tasks", json={"title": "exposed"}, headers={**user.headers, "Origin": ALLOWED})
+    assert created.status_code == 201
+    exposed = {h.strip().lower() for h in created.headers["access-control-expose-headers"].split(",")}
+    assert exposed == {"location", "retry-after", "x-request-id", "etag", "idempotent-replayed"}
+    other = client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-expose-headers" not in other.headers
+
+
+# --- Paths and methods: normalized before anything matches on them ----------------------------------
+
+
+def raw_path(client: httpx.Client, path: str) -> httpx.URL:
+    """The URL with `path` sent as written (httpx would read `//api` as a host)."""
+    return client.base_url.copy_with(raw_path=path.encode())
+
+
+@pytest.mark.parametrize("path", ["//api/tasks", "/api//tasks", "/api/./tasks", "/x/../api/tasks", "///api/tasks/"])
+def test_path_spellings_reach_the_same_route_with_the_same_headers(client: httpx.Client, user: User, path: str) -> None:
+    response = client.get(raw_path(client, path), headers={**user.headers, "Origin": ALLOWED})
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+
+
+def test_a_sign_in_path_spelled_with_double_slashes_is_not_cacheable(client: httpx.Client) -> None:
+    response = client.post(
+        raw_path(client, "//api/auth/signin"), json={"email": "nobody@example.com", "password": "wrong-password"}
+    )
+    assert response.status_code in (401, 422)
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("path", ["/health", "/health/ready", "/api/tasks", "/api/tasks/", "/schema/openapi.json"])
+def test_head_works_wherever_get_does(client: httpx.Client, user: User, path: str) -> None:
+    get = client.get(path, headers=user.headers)
+    head = client.head(path, headers=user.headers)
+    assert head.status_code == get.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers.get("cache-control") == get.headers.get("cache-control")
+
+
+def test_head_where_get_is_not_allowed_is_a_405(client: httpx.Client, user: User) -> None:
+    response = client.head("/api/auth/signin")
+    assert response.status_code == 405
 
 
 def test_cors_allows_and_exposes_the_sync_headers(client: httpx.Client, user: User) -> None:
@@ -203,6 +269,56 @@ def test_scalar_docs_are_served_at_schema_and_docs(client: httpx.Client) -> None
     assert "scalar" in page.text.lower()
     docs = client.get("/docs", follow_redirects=True)
     assert docs.status_code == 200 and "scalar" in docs.text.lower()
+
+
+def _script_tags(html: str) -> list[dict[str, str | None]]:
+    class Scripts(HTMLParser):
+        found: list[dict[str, str | None]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in ("script", "link"):
+                self.found.append({"tag": tag, **dict(attrs)})
+
+    parser = Scripts()
+    parser.found = []
+    parser.feed(html)
+    return parser.found
+
+
+def test_the_docs_page_loads_only_the_pinned_scalar_script_with_integrity(client: httpx.Client) -> None:
+    for path in ("/schema", "/schema/scalar"):
+        tags = _script_tags(client.get(path).text)
+        external = [t for t in tags if t.get("src") or t.get("href")]
+        assert external == [
+            {
+                "tag": "script",
+                "src": f"https://cdn.jsdelivr.net/npm/@scalar/api-reference@{SCALAR_VERSION}/dist/browser/standalone.js",
+                "integrity": SCALAR_INTEGRITY,
+                "crossorigin": "anonymous",
+            }
+        ]
+        assert re.fullmatch(r"\d+\.\d+\.\d+", SCALAR_VERSION)  # an exact version, never a tag like latest
+
+
+def test_the_pinned_integrity_is_the_hash_of_the_published_file(tmp_path: Path) -> None:
+    """Re-computes the hash from the npm registry's tarball of that version (the file the CDN serves)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed; the hash was computed as app/docs.py describes")
+    packed = subprocess.run(
+        [npm, "pack", "--prefer-offline", f"@scalar/api-reference@{SCALAR_VERSION}", "--pack-destination", tmp_path],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if packed.returncode != 0:
+        pytest.skip("the npm registry is not reachable; the hash was computed as app/docs.py describes")
+    (tarball,) = tmp_path.glob("*.tgz")
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile(f"package/{SCALAR_FILE}")
+        assert member is not None
+        digest = hashlib.sha384(member.read()).digest()
+    assert "sha384-" + base64.b64encode(digest).decode() == SCALAR_INTEGRITY
 
 
 # --- server faults: never a traceback, SQL or driver message ------------------------------------

@@ -94,6 +94,22 @@ INVALID_TOKENS: dict[str, Callable[[], str]] = {
     "nbf in the future": lambda: jwt.encode(claims(nbf=now() + LEEWAY_S + 120), SECRET),
     "iat in the future": lambda: jwt.encode(claims(iat=now() + LEEWAY_S + 120), SECRET),
     "iat not a number": lambda: jwt.encode(claims(iat="now"), SECRET),
+    # NumericDate: JSON numbers only (PyJWT alone converts these with int()).
+    "exp a numeric string": lambda: jwt.encode(claims(exp=str(now() + 3600)), SECRET),
+    "nbf a numeric string": lambda: jwt.encode(claims(nbf=str(now())), SECRET),
+    "iat a numeric string": lambda: jwt.encode(claims(iat=str(now())), SECRET),
+    "exp 10**400": lambda: jwt.encode(claims(exp=10**400), SECRET),
+    "exp 1e300": lambda: jwt.encode(claims(exp=1e300, iat=None), SECRET),
+    "exp Infinity": lambda: jwt.encode(claims(exp=float("inf")), SECRET),
+    "exp true": lambda: jwt.encode(claims(exp=True), SECRET),
+    "exp null": lambda: jwt.encode(claims(exp=None), SECRET),
+    "iat null": lambda: jwt.encode(claims(iat=None), SECRET),
+    # JWT_MAX_LIFETIME_S (default 30 days).
+    "lifetime exp - iat over 30 days": lambda: jwt.encode(claims(exp=now() + 31 * 86_400), SECRET),
+    "lifetime exp - iat over 30 days, iat in the past": lambda: jwt.encode(
+        claims(iat=now() - 40 * 86_400, exp=now() + 3600), SECRET
+    ),
+    "no iat, exp over 30 days ahead": lambda: jwt.encode({"sub": "token-abuser", "exp": now() + 31 * 86_400}, SECRET),
     "no identity": lambda: jwt.encode({"iat": now(), "exp": now() + 3600}, SECRET),
     "sub empty": lambda: jwt.encode(claims(sub=""), SECRET),
     "sub blank": lambda: jwt.encode(claims(sub="   "), SECRET),
@@ -241,6 +257,33 @@ def test_an_expired_token_says_expired_and_nothing_more(client: httpx.Client) ->
 def test_clock_skew_within_the_leeway_is_tolerated(client: httpx.Client, claim: str, offset: int) -> None:
     token = jwt.encode(claims(**{claim: now() + offset}), SECRET)
     assert client.get("/api/tasks", headers=_auth(f"Bearer {token}")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"iat": "now", "exp": 29 * 86_400},
+        {"exp": 29 * 86_400},
+        {"iat": "now", "exp": 3600.5, "nbf": -0.25},
+    ],
+    ids=["29 days with iat", "29 days without iat", "fractional dates"],
+)
+def test_numeric_dates_within_the_longest_lifetime_are_accepted(client: httpx.Client, times: dict[str, Any]) -> None:
+    start = time.time()
+    payload = {"sub": "token-abuser", **{k: start if v == "now" else start + v for k, v in times.items()}}
+    token = jwt.encode(payload, SECRET)
+    for _ in range(2):  # the second answer comes from the verified-token cache
+        assert client.get("/api/tasks", headers=_auth(f"Bearer {token}")).status_code == 200
+
+
+def test_the_longest_lifetime_comes_from_settings(
+    serve: Callable[[Settings], LiveServer], base_settings: Settings
+) -> None:
+    server = serve(base_settings.with_(jwt_max_lifetime_s=7200, access_token_ttl_s=3600))
+    within = make_token("token-abuser", exp_in=7000)
+    beyond = make_token("token-abuser", exp_in=7300)
+    assert httpx.get(f"{server.url}/api/tasks", headers=_auth(f"Bearer {within}")).status_code == 200
+    refuse(httpx.get(f"{server.url}/api/tasks", headers=_auth(f"Bearer {beyond}")), token_sent=True)
 
 
 @pytest.mark.parametrize(

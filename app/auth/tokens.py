@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -114,8 +115,40 @@ def identity_from_claims(claims: dict[str, Any]) -> Caller:
     return Caller(id=user_id, email=_text_claim(claims, "email"), name=_text_claim(claims, "name"))
 
 
+# NumericDate (RFC 7519): a JSON number of seconds. Beyond 2**53 a float no longer counts seconds.
+_MAX_NUMERIC_DATE = 2**53
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _numeric_dates(claims: dict[str, Any]) -> None:
+    """`exp`/`nbf`/`iat`, when present, must be finite JSON numbers in range.
+
+    PyJWT converts them with `int()`, so `"9999999999"` passed and `10**400` made a token that never
+    expires.
+    """
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if value is None and name not in claims:
+            continue
+        # bool is an int subclass: `true` is not a date.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TokenError("invalid", "bad_time_claim", f"{name} is not a NumericDate")
+        # (An int as large as 10**400 cannot become a float: compare before isfinite.)
+        if not -_MAX_NUMERIC_DATE < value < _MAX_NUMERIC_DATE or not math.isfinite(value):
+            raise TokenError("invalid", "bad_time_claim", f"{name} is out of range")
+
+
+def _dates_are_numbers(token: str) -> bool:
+    """For a token whose signature PyJWT has already verified: are its time claims NumericDates?"""
+    try:
+        _numeric_dates(jwt.decode(token, options={"verify_signature": False}))
+    except (TokenError, jwt.PyJWTError):
+        return False
+    return True
+
+
 def _int_claim(claims: dict[str, Any], name: str) -> int:
-    # Present claims were already checked by PyJWT (integer-like numbers).
+    # Present claims were already checked: finite numbers in range.
     value = claims.get(name)
     return 0 if value is None else int(value)
 
@@ -125,7 +158,8 @@ KeyRef = tuple[str, str, jwt.PyJWK]
 
 
 class TokenVerifier:
-    """Checks signature, `exp` (required), `nbf`/`iat` (with leeway) and `iss`/`aud` when configured.
+    """Checks signature, `exp` (required), `nbf`/`iat` (with leeway) and `iss`/`aud` when configured;
+    the three time claims must be JSON numbers, and the lifetime at most JWT_MAX_LIFETIME_S.
 
     The token's `alg` (from the allow-list) picks the keys: HMAC algorithms only the secret,
     asymmetric ones only the JWKS keys named by `kid` whose type fits the algorithm.
@@ -146,6 +180,7 @@ class TokenVerifier:
         self.leeway = settings.jwt_leeway_s
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
+        self.max_lifetime_s = settings.jwt_max_lifetime_s
         self.options: jwt.types.Options = {
             "require": ["exp"],
             # PyJWT >= 2.10 rejects a non-string `sub`; the contract accepts integers too.
@@ -249,6 +284,9 @@ class TokenVerifier:
                 audience=self.audience,
             )
         except jwt.ExpiredSignatureError:
+            # PyJWT read `exp` with int(): "expired" only for a real NumericDate (`true` is 1).
+            if not _dates_are_numbers(token):
+                raise TokenError("invalid", "bad_time_claim", "exp, nbf or iat is not a NumericDate") from None
             raise TokenError("expired", "expired", "expired (exp is past, beyond JWT_LEEWAY_S)") from None
         except jwt.InvalidIssuerError:
             raise TokenError("invalid", "wrong_issuer", f"wrong issuer (expected {self.issuer!r})") from None
@@ -262,7 +300,22 @@ class TokenVerifier:
             raise TokenError("invalid", "missing_claim", f"missing required claim {exc.claim!r}") from None
         except jwt.PyJWTError as exc:
             raise TokenError("invalid", "malformed", f"malformed ({type(exc).__name__})") from None
+        self._check_times(claims)
         return claims
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """NumericDates only, and a lifetime (`exp` - `iat`, or `exp` - now) within JWT_MAX_LIFETIME_S.
+
+        A token that passes keeps passing while cached: its `exp` - `iat` never changes and its
+        `exp` - now only shrinks.
+        """
+        _numeric_dates(claims)
+        issued = claims.get("iat")
+        lifetime = claims["exp"] - (time.time() if issued is None else issued)
+        if lifetime > self.max_lifetime_s:
+            raise TokenError(
+                "invalid", "lifetime_too_long", f"lifetime beyond JWT_MAX_LIFETIME_S ({self.max_lifetime_s} s)"
+            )
 
 
 def _header(token: str) -> dict[str, Any]:

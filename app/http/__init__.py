@@ -1,0 +1,1 @@
+"""The HTTP server layer: what uvicorn itself does not bound (see `protocol`)."""
