@@ -15,14 +15,16 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from app.config import ConfigError, Settings
-from app.http.protocol import HttpLimits, LimitedHttpToolsProtocol
 from app.logs import configure_logging
+
+if TYPE_CHECKING:
+    from app.http.protocol import HttpLimits
 
 GRACEFUL_SHUTDOWN_S = 10
 # File descriptors a worker needs beside its client sockets (pool connections, logs, imports).
@@ -84,6 +86,10 @@ def _metrics_dir(settings: Settings) -> Path | None:
 def uvicorn_config(app: str | Callable[..., Any], settings: Settings, **overrides: object) -> uvicorn.Config:
     """uvicorn as production runs it: `just serve`, the benchmark's reference app and the tests'
     live servers all get this very configuration (`overrides`: the tests' port and log level)."""
+    # Imported here, not at the top, so that importing this module never imports prometheus_client
+    # (which picks its multiprocess mode once, at import, from PROMETHEUS_MULTIPROC_DIR, set by main()).
+    from app.http.protocol import LimitedHttpToolsProtocol
+
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
@@ -108,6 +114,8 @@ def uvicorn_config(app: str | Callable[..., Any], settings: Settings, **override
 
 
 def http_limits(settings: Settings) -> HttpLimits:
+    from app.http.protocol import HttpLimits  # see uvicorn_config
+
     return HttpLimits(
         max_head_bytes=settings.http_max_header_bytes,
         read_timeout_s=settings.http_read_timeout_s,

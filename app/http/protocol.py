@@ -20,8 +20,6 @@ import httptools
 import msgspec
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from app.errors import error_body
-
 # Closing a socket that still has unread input makes the kernel send a reset, and a reset can
 # destroy the answer before the client reads it. So after answering early (413, 431, 408...) the
 # connection half-closes (FIN after the answer), then reads and discards what is in flight, at most
@@ -64,6 +62,11 @@ class _BodyBudgetSpent(Exception):
 
 def raw_error(status: int, message: str, *extra: bytes) -> bytes:
     """A complete `Connection: close` response with the envelope, for answers written below the app."""
+    # Imported on use: app.errors imports the metrics, and the supervisor process of `WORKERS` > 1
+    # (which loads this module to configure uvicorn, and serves nothing) must not become a metrics
+    # process of its own (app/serve.py sets prometheus_client's multiprocess directory first).
+    from app.errors import error_body
+
     body = error_body(status, message)
     return b"".join(
         [
