@@ -321,7 +321,7 @@ class WriteCost:
 
 def write_params(kind: str, user: str, task: tuple[int, str], i: int) -> tuple[str, dict[str, Any]]:
     task_id, title = task
-    base: dict[str, Any] = {"user_id": user, "id": task_id}
+    base: dict[str, Any] = {"user_id": user, "id": task_id, "if_match": None}
     if kind == "create":
         # max_tasks: the per-user quota where create.sql has one (names a statement lacks are ignored).
         params = {"user_id": user, "email": None, "name": None, "title": f"new {i}", "description": None}
