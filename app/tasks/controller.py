@@ -139,9 +139,10 @@ def _bounded(low: int, high: int, description: str) -> Any:
     return Parameter(ge=low, le=high, description=description, schema_extra={"minimum": low, "maximum": high})
 
 
-def _count_write(write_rate: RateLimiter, caller: Caller) -> None:
+def _count_write(request: Request[Caller, Any, Any]) -> None:
     """WRITE_RATE_PER_MIN, per user and per worker process: 429 before the request does anything."""
-    wait = write_rate.take(caller.id)
+    write_rate: RateLimiter = request.app.state.write_rate
+    wait = write_rate.take(request.user.id)
     if wait is not None:
         raise RateLimited("Too many task changes; retry later.", wait, limit="write_rate")
 
@@ -180,7 +181,6 @@ class TasksController(Controller):
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
-        searches: NamedDependency[ConcurrencyLimit],
         completed: Annotated[
             Literal["true", "false"] | None,
             Parameter(description="Only completed (true) or pending (false)."),
@@ -209,6 +209,7 @@ class TasksController(Controller):
             rows: list[Task] = []
             total = 0
         elif q:
+            searches: ConcurrencyLimit = request.app.state.searches
             async with searches.hold(request.user.id):
                 rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
         else:
@@ -241,10 +242,9 @@ class TasksController(Controller):
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
-        write_rate: NamedDependency[RateLimiter],
     ) -> Response[TaskEnvelope]:
         """409 `QUOTA_EXCEEDED` when the caller already has TASKS_MAX_PER_USER tasks."""
-        _count_write(write_rate, request.user)
+        _count_write(request)
         idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
 
@@ -291,12 +291,11 @@ class TasksController(Controller):
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
-        write_rate: NamedDependency[RateLimiter],
         task_id: TaskId,
     ) -> Response[TaskEnvelope]:
         """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
         task_id = _existing_id(task_id)
-        _count_write(write_rate, request.user)
+        _count_write(request)
         idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
         versions = if_match_versions(header_value(request, b"if-match"))
@@ -321,11 +320,10 @@ class TasksController(Controller):
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
-        write_rate: NamedDependency[RateLimiter],
         task_id: TaskId,
     ) -> Response[None]:
         task_id = _existing_id(task_id)
-        _count_write(write_rate, request.user)
+        _count_write(request)
         idempotency_key = _idempotency_key(request)
         versions = if_match_versions(header_value(request, b"if-match"))
 
@@ -350,12 +348,11 @@ class TasksController(Controller):
         self,
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
-        write_rate: NamedDependency[RateLimiter],
         task_id: TaskId,
     ) -> Response[TaskEnvelope]:
         """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
         task_id = _existing_id(task_id)
-        _count_write(write_rate, request.user)
+        _count_write(request)
         idempotency_key = _idempotency_key(request)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
         versions = if_match_versions(header_value(request, b"if-match"))
