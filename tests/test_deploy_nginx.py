@@ -40,7 +40,14 @@ def topology(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     if nginx_binary() is None and not os.environ.get("CI"):
         pytest.skip("nginx is not installed (Debian: apt-get install nginx-light); CI runs this")
     work = tmp_path_factory.mktemp("deploy")
-    env = {"DATABASE_URL": database_url, "JWT_SECRET": SECRET, "TRUSTED_PROXIES": "127.0.0.1"}
+    # The failover load is one user writing as fast as it can: WRITE_RATE_PER_MIN (tested in
+    # tests/test_limits.py) would refuse it with 429s that have nothing to do with failover.
+    env = {
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": SECRET,
+        "TRUSTED_PROXIES": "127.0.0.1",
+        "WRITE_RATE_PER_MIN": "1000000",
+    }
     instances: list[ServerProcess] = []
     try:
         for name in ("a", "b"):
