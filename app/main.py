@@ -40,7 +40,7 @@ from app.sync.changes import ChangeFeed
 from app.sync.controller import ChangesController
 from app.sync.idempotency import Idempotency
 from app.sync.purge import Purger
-from app.tasks.controller import TasksController
+from app.tasks.controller import TagsController, TasksController
 from app.tasks.repository import TaskRepository
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
 
     api = Router(
         path="/",
-        route_handlers=[TasksController, ChangesController, MeController, *accounts],
+        route_handlers=[TasksController, TagsController, ChangesController, MeController, *accounts],
         middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
         dependencies={
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),

@@ -325,10 +325,13 @@ def write_params(kind: str, user: str, task: tuple[int, str], i: int) -> tuple[s
     if kind == "create":
         # max_tasks: the per-user quota where create.sql has one (names a statement lacks are ignored).
         params = {"user_id": user, "email": None, "name": None, "title": f"new {i}", "description": None}
-        return "tasks/create", {**params, "completed": False, "max_tasks": 2**31 - 1}
+        organizing = {"priority": "none", "tags": [], "tag_keys": [], "due_at": None, "recurrence": None}
+        return "tasks/create", {**params, **organizing, "completed": False, "max_tasks": 2**31 - 1}
     if kind == "toggle":
         return "tasks/toggle_completed", base
-    edit = {**base, "set_description": kind == "edit description", "completed": None}
+    kept = {f"set_{name}": False for name in ("priority", "tags", "due_at", "recurrence")}
+    kept |= {"priority": None, "tags": None, "tag_keys": None, "due_at": None, "recurrence": None}
+    edit = {**base, **kept, "set_description": kind == "edit description", "completed": None}
     if kind == "edit title":
         return "tasks/update", {**edit, "title": f"renamed {i}", "description": None}
     return "tasks/update", {**edit, "title": title, "description": f"changed {i}"}

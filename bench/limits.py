@@ -217,6 +217,12 @@ def _writes(trees: list[Tree]) -> dict[str, Any]:
         "email": None,
         "name": None,
         "completed": False,
+        # organizing fields (names a tree's statement lacks are ignored)
+        "priority": "none",
+        "tags": [],
+        "tag_keys": [],
+        "due_at": None,
+        "recurrence": None,
         "max_tasks": 1_000_000,
         "title": "write cost probe task with a few words",
         "description": " ".join(WORDS),
@@ -234,7 +240,9 @@ def _writes(trees: list[Tree]) -> dict[str, Any]:
                 ids.append(row[0])
             for task_id in ids:
                 start = time.perf_counter()
-                t.conn.execute(t.queries["tasks/toggle_completed"], {"user_id": "u1", "id": task_id}).fetchone()
+                t.conn.execute(
+                    t.queries["tasks/toggle_completed"], {"user_id": "u1", "id": task_id, "if_match": None}
+                ).fetchone()
                 toggles[t.label].append((time.perf_counter() - start) * 1000)
     out = {}
     for t in trees:

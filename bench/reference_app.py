@@ -26,7 +26,17 @@ from app.edge import new_request_id
 from app.errors import error_body
 from app.serve import run_uvicorn
 from app.sync.etags import list_etag, task_etag
-from app.tasks.schemas import TASK_COLUMNS, ListMeta, Task, TaskCreate, TaskEnvelope, TaskListEnvelope, TaskUpdate
+from app.tasks.schemas import (
+    TASK_COLUMNS,
+    CompletionEnvelope,
+    CompletionMeta,
+    ListMeta,
+    Task,
+    TaskCreate,
+    TaskEnvelope,
+    TaskListEnvelope,
+    TaskUpdate,
+)
 
 Scope = dict[str, Any]
 
@@ -90,11 +100,13 @@ class ReferenceApp:
         elif len(parts) == 4 and parts[3] == "complete" and method == "PATCH":
             body = await _read_body(receive)
             if body.strip() in (b"", b"{}", b"null"):
-                await self._one(send, self.q_toggle, {"user_id": user["id"], "id": task_id, "if_match": None})
+                await self._one(
+                    send, self.q_toggle, {"user_id": user["id"], "id": task_id, "if_match": None}, completion=True
+                )
             else:
                 completed = msgspec.json.decode(body, type=dict[str, bool])["completed"]
                 params = {"user_id": user["id"], "id": task_id, "completed": completed, "if_match": None}
-                await self._one(send, self.q_set, params)
+                await self._one(send, self.q_set, params, completion=True)
         else:
             await self._send(send, 405, error_body(405))
 
@@ -146,6 +158,11 @@ class ReferenceApp:
             "title": data.title.strip(),
             "description": data.description,
             "completed": data.completed,
+            "priority": data.priority or "none",
+            "tags": [],
+            "tag_keys": [],
+            "due_at": None,
+            "recurrence": None,
             "max_tasks": self.max_tasks,
         }
         async with self.pool.connection() as conn:
@@ -167,11 +184,20 @@ class ReferenceApp:
             "set_description": set_description,
             "description": data.description if set_description else None,
             "completed": data.completed if isinstance(data.completed, bool) else None,
+            "set_priority": False,
+            "priority": None,
+            "set_tags": False,
+            "tags": None,
+            "tag_keys": None,
+            "set_due_at": False,
+            "due_at": None,
+            "set_recurrence": False,
+            "recurrence": None,
             "if_match": None,
         }
         await self._one(send, self.q_update, params)
 
-    async def _one(self, send: Any, query: bytes, params: dict[str, Any]) -> None:
+    async def _one(self, send: Any, query: bytes, params: dict[str, Any], *, completion: bool = False) -> None:
         async with self.pool.connection() as conn:
             cur = await conn.execute(query, params, binary=True)
             row = await cur.fetchone()
@@ -179,7 +205,9 @@ class ReferenceApp:
             await self._send(send, 404, error_body(404, "Task not found."))
         else:
             task = Task(*row)
-            await self._send(send, 200, _encode(TaskEnvelope(task)), [(b"etag", task_etag(task.version).encode())])
+            # A completion answers {"data", "meta": {"next"}} as the service does (the bench's tasks do not recur).
+            body = _encode(CompletionEnvelope(task, CompletionMeta(None)) if completion else TaskEnvelope(task))
+            await self._send(send, 200, body, [(b"etag", task_etag(task.version).encode())])
 
     @staticmethod
     async def _send(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]

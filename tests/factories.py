@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -12,7 +13,44 @@ from app.auth.schemas import SignUp
 from app.tasks.schemas import TaskCreate, TaskUpdate
 
 
-class TaskCreateFactory(MsgspecFactory[TaskCreate]):
+RULES = (
+    "FREQ=DAILY",
+    "FREQ=WEEKLY;BYDAY=MO,WE,FR",
+    "FREQ=MONTHLY;INTERVAL=2",
+    "FREQ=YEARLY;COUNT=5",
+    "FREQ=DAILY;INTERVAL=3;UNTIL=20301231T235959Z",
+)
+
+
+class _Organizing:
+    """Valid organizing fields, varied: the task factories share them."""
+
+    __faker__: Any
+    __random__: Any
+
+    @classmethod
+    def priority(cls) -> str | None:
+        return str(cls.__random__.choice(["none", "low", "medium", "high"]))
+
+    @classmethod
+    def tags(cls) -> list[str]:
+        words = cls.__faker__.words(nb=cls.__random__.randint(0, 4), unique=True)
+        return [str(w).capitalize() if cls.__random__.random() < 0.3 else str(w) for w in words]
+
+    @classmethod
+    def due_at(cls) -> datetime | None:
+        if cls.__random__.random() < 0.3:
+            return None
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        return start + timedelta(minutes=cls.__random__.randint(0, 3 * 365 * 24 * 60))
+
+    @classmethod
+    def recurrence(cls) -> None:
+        # A rule needs a due date: `recurring_body` sets both; the other fields are independent.
+        return None
+
+
+class TaskCreateFactory(_Organizing, MsgspecFactory[TaskCreate]):
     __check_model__ = False
 
     @classmethod
@@ -24,7 +62,7 @@ class TaskCreateFactory(MsgspecFactory[TaskCreate]):
         return cls.__random__.choice([None, cls.__faker__.paragraph()])
 
 
-class TaskUpdateFactory(MsgspecFactory[TaskUpdate]):
+class TaskUpdateFactory(_Organizing, MsgspecFactory[TaskUpdate]):
     __check_model__ = False
 
     @classmethod
@@ -49,6 +87,15 @@ def task_body(**overrides: Any) -> dict[str, Any]:
 
 def update_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = msgspec.to_builtins(TaskUpdateFactory.build())
+    body.update(overrides)
+    return body
+
+
+def recurring_body(**overrides: Any) -> dict[str, Any]:
+    """A POST body for a recurring task: a rule of the subset and a due date."""
+    body = task_body(recurrence=TaskCreateFactory.__random__.choice(RULES))
+    if body["due_at"] is None:
+        body["due_at"] = "2026-06-15T09:30:00Z"
     body.update(overrides)
     return body
 

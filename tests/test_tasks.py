@@ -13,7 +13,10 @@ from assertions import assert_error
 from conftest import User
 from factories import task_body, update_body
 
-TASK_KEYS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at", "version"}
+TASK_KEYS = {
+    *("id", "user_id", "title", "description", "completed", "created_at", "updated_at", "version"),
+    *("priority", "tags", "due_at", "recurrence", "completed_at"),
+}
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 

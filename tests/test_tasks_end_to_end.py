@@ -19,7 +19,10 @@ import pytest
 from assertions import assert_error
 from conftest import LiveServer, User
 
-TASK_KEYS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at", "version"}
+TASK_KEYS = {
+    *("id", "user_id", "title", "description", "completed", "created_at", "updated_at", "version"),
+    *("priority", "tags", "due_at", "recurrence", "completed_at"),
+}
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
@@ -31,11 +32,17 @@ from app.rate_limit import ConcurrencyLimit, RateLimiter
 from app.responses import NOT_MODIFIED, JsonResponse, RawResponse, not_modified
 from app.sync.etags import if_match_versions, list_etag, none_match, task_etag
 from app.sync.idempotency import IDEMPOTENCY_KEY_PATTERN, Idempotency
+from app.tasks import recurrence
 from app.tasks.repository import TaskRepository
 from app.tasks.schemas import (
     FIELD_RULES,
+    ClearedCount,
+    ClearedEnvelope,
     CompletionChange,
+    CompletionEnvelope,
+    CompletionMeta,
     ListMeta,
+    TagsEnvelope,
     Task,
     TaskCreate,
     TaskEnvelope,
@@ -130,6 +137,40 @@ async def _absent(tasks: TaskRepository, caller: Caller, task_id: int, if_match:
     if if_match is not None and await tasks.get(caller, task_id) is not None:
         return PreconditionFailed()
     return NotFound()
+
+
+_NEEDS_DUE_AT = FieldError("recurrence", "recurrence needs a due_at: set one, or clear recurrence")
+
+
+async def _not_updated(tasks: TaskRepository, caller: Caller, task_id: int, if_match: list[int] | None) -> ApiError:
+    """Why a PUT changed nothing: as `_absent`, or the result would have a recurrence without a due
+    date (the task exists and If-Match, if any, matched): 422."""
+    task = await tasks.get(caller, task_id)
+    if task is None:
+        return NotFound()
+    if if_match is not None and task.version not in if_match:
+        return PreconditionFailed()
+    return InvalidInput([_NEEDS_DUE_AT])
+
+
+def _check_organizing(data: TaskCreate | TaskUpdate) -> None:
+    """What the decoder cannot say: the recurrence rule's meaning, a due date beyond the calendar in
+    UTC, a recurrence without a due date (422, nothing done). On PUT an omitted due_at may exist on
+    the task: that case is the statement's (see `_not_updated`)."""
+    problems: list[FieldError] = []
+    if isinstance(data.due_at, datetime):
+        try:
+            data.due_at.astimezone(UTC)
+        except OverflowError:
+            problems.append(FieldError("due_at", "due_at must be within the years 1-9999 in UTC"))
+    if isinstance(data.recurrence, str):
+        problem = recurrence.check(data.recurrence)
+        if problem is not None:
+            problems.append(problem)
+        elif data.due_at is None:  # on PUT, an omitted due_at is the task's own: see `_not_updated`
+            problems.append(_NEEDS_DUE_AT)
+    if problems:
+        raise InvalidInput(problems)
 
 
 def _bounded(low: int, high: int, description: str) -> Any:
@@ -247,6 +288,7 @@ class TasksController(Controller):
         _count_write(request)
         idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
+        _check_organizing(data)
 
         async def write() -> Response[Any]:
             task = await tasks.create(request.user, data)
@@ -293,17 +335,19 @@ class TasksController(Controller):
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
     ) -> Response[TaskEnvelope]:
-        """`title` required; omitted `description`/`completed` are kept; `"description": null` clears it."""
+        """`title` required; any other key omitted is kept; `null` clears it (`priority` back to none,
+        `tags` to []). 422 when the result would have a recurrence without a due_at."""
         task_id = _existing_id(task_id)
         _count_write(request)
         idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
+        _check_organizing(data)
         versions = if_match_versions(header_value(request, b"if-match"))
 
         async def write() -> Response[Any]:
             task = await tasks.update(request.user, task_id, data, versions)
             if task is None:
-                raise await _absent(tasks, request.user, task_id, versions)
+                raise await _not_updated(tasks, request.user, task_id, versions)
             return _etagged(task)
 
         return await _once(request, idempotency_key, write)
@@ -349,21 +393,85 @@ class TasksController(Controller):
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         task_id: TaskId,
-    ) -> Response[TaskEnvelope]:
-        """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it."""
+    ) -> Response[CompletionEnvelope]:
+        """No body, an empty body, `{}` or `null` toggles atomically; `{"completed": bool}` sets it.
+        When this completes a recurring task, its next occurrence is created in the same transaction
+        and returned as `meta.next` (else null); 409 `QUOTA_EXCEEDED` (nothing changed) when the
+        caller has no room for it."""
         task_id = _existing_id(task_id)
         _count_write(request)
         idempotency_key = _idempotency_key(request)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
         versions = if_match_versions(header_value(request, b"if-match"))
 
+        completed = change.completed if change is not None and isinstance(change.completed, bool) else None
+
         async def write() -> Response[Any]:
-            if change is None or not isinstance(change.completed, bool):
-                task = await tasks.toggle_completed(request.user, task_id, versions)
-            else:
-                task = await tasks.set_completed(request.user, task_id, change.completed, versions)
-            if task is None:
+            done = await tasks.complete(request.user, task_id, completed, versions)
+            if done is None:
                 raise await _absent(tasks, request.user, task_id, versions)
-            return _etagged(task)
+            task, following = done
+            envelope = CompletionEnvelope(task, CompletionMeta(following))
+            return JsonResponse(envelope, headers={"ETag": task_etag(task.version)})
 
         return await _once(request, idempotency_key, write)
+
+    @delete(
+        "/",
+        operation_id="ClearCompletedTasks",
+        operation_class=documented_headers(ApiOperation, IDEMPOTENCY_KEY),
+        summary="Delete all my completed tasks",
+        status_code=200,
+        responses=error_responses(401, 409, 422, 429, 503),
+        response_headers=[REPLAYED_HEADER],
+    )
+    async def clear_completed(
+        self,
+        request: Request[Caller, Any, Any],
+        tasks: NamedDependency[TaskRepository],
+        completed: Annotated[
+            Literal["true"] | None,
+            Parameter(description="Required, and only `true`: the query that names what is deleted."),
+        ] = None,
+    ) -> Response[ClearedEnvelope]:
+        """Only `?completed=true`: deletes the caller's completed tasks and answers how many. Any other
+        query, or none, is a 422 and deletes nothing: never a mass delete. `If-Match` names one
+        task's version, so it has no meaning here: 422."""
+        if set(request.query_params.keys()) != {"completed"} or request.query_params.getall("completed") != ["true"]:
+            raise InvalidInput(
+                [FieldError("completed", "DELETE /api/tasks needs exactly ?completed=true (clears completed tasks)")]
+            )
+        if header_value(request, b"if-match") is not None:
+            raise InvalidInput(
+                [FieldError("If-Match", "If-Match applies to one task, not to clearing completed tasks")]
+            )
+        _count_write(request)
+        idempotency_key = _idempotency_key(request)
+
+        async def write() -> Response[Any]:
+            return JsonResponse(ClearedEnvelope(ClearedCount(await tasks.clear_completed(request.user))))
+
+        return await _once(request, idempotency_key, write)
+
+
+class TagsController(Controller):
+    """`GET /api/tags`: the caller's tags with their counts."""
+
+    path = "/api/tags"
+    tags = ["Tasks"]
+    security = [{"BearerAuth": []}]
+
+    @get(
+        "/",
+        operation_id="ListTags",
+        operation_class=ApiOperation,
+        summary="My tags, most used first",
+        responses=error_responses(401, 503),
+    )
+    async def list_tags(
+        self, request: Request[Caller, Any, Any], tasks: NamedDependency[TaskRepository]
+    ) -> Response[TagsEnvelope]:
+        """Each tag once, grouped case-insensitively and shown in the spelling most of its tasks use
+        (between equally used spellings, the first in code-point order), with how many of the
+        caller's tasks carry it; most used first, then by name."""
+        return JsonResponse(TagsEnvelope(await tasks.tags(request.user)))

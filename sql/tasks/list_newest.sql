@@ -9,6 +9,7 @@
 -- for a large user. Its WHERE is the page's, repeated.
 -- %(completed)s: NULL = any. Searches (q) run sql/tasks/search.sql.
 SELECT id, user_id, title, description, completed, created_at, updated_at, version,
+       priority::text, tags, due_at, recurrence, completed_at,
        (SELECT count(*)
         FROM tasks
         WHERE user_id = %(user_id)s

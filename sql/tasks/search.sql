@@ -13,6 +13,7 @@
 -- trigram of q are read.
 -- Ties are broken by id in the direction of the sort, so paging is stable.
 SELECT id, user_id, title, description, completed, created_at, updated_at, version,
+       priority::text, tags, due_at, recurrence, completed_at,
        (SELECT count(*)
         FROM tasks
         WHERE user_id = %(user_id)s

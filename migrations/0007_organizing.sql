@@ -1,0 +1,53 @@
+-- transactional: false
+-- Organizing tasks: priority, tags, due dates, recurrence, completed_at (README, "Organizing tasks").
+-- Runs on a populated table without a long lock:
+-- - ADD COLUMN with a constant default (or none) changes only the catalog (PostgreSQL 11+): no
+--   rewrite, no scan; it still needs a moment of ACCESS EXCLUSIVE, so lock_timeout makes it give
+--   up (and the operator retry) rather than queue every reader and writer behind a long transaction;
+-- - the CHECK constraints are added NOT VALID (no scan under the exclusive lock) and validated
+--   afterwards under SHARE UPDATE EXCLUSIVE, which lets reads and writes through;
+-- - the indexes are built CONCURRENTLY, which cannot run in a transaction block: hence
+--   `transactional: false` (each statement commits on its own, as in 0004).
+-- Every existing row stays valid: priority 'none', no tags, no due date, no recurrence.
+SET lock_timeout = '5s';
+
+-- none < low < medium < high: an enum sorts in the order of its labels (sort=priority).
+CREATE TYPE task_priority AS ENUM ('none', 'low', 'medium', 'high');
+
+-- tags: as given (trimmed, the first spelling of each case-insensitive duplicate, in order).
+-- tag_keys: the same tags case-folded, in the same order, written with them: what tag= and
+-- GET /api/tags match and group by (the application folds case, so both sides fold alike).
+-- occurrence: the task's place in its recurring series (1 = the first), for COUNT.
+-- recurred: its next occurrence has been created (or the rule was exhausted): a later completion
+-- creates nothing more.
+-- Neither tag_keys, occurrence nor recurred is ever returned to clients.
+ALTER TABLE tasks
+    ADD COLUMN priority task_priority NOT NULL DEFAULT 'none',
+    ADD COLUMN tags text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN tag_keys text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN due_at timestamptz,
+    ADD COLUMN recurrence text,
+    ADD COLUMN completed_at timestamptz,
+    ADD COLUMN occurrence integer NOT NULL DEFAULT 1,
+    ADD COLUMN recurred boolean NOT NULL DEFAULT false;
+
+ALTER TABLE tasks ADD CONSTRAINT tasks_organizing_check CHECK (
+    cardinality(tags) <= 20
+    AND cardinality(tag_keys) = cardinality(tags)
+    AND (recurrence IS NULL OR (due_at IS NOT NULL AND length(recurrence) <= 200))
+    AND (completed OR completed_at IS NULL)
+    AND occurrence >= 1
+) NOT VALID;
+ALTER TABLE tasks VALIDATE CONSTRAINT tasks_organizing_check;
+
+RESET lock_timeout;
+
+-- Indexes, each decided with `just indexes` (README, "The index budget"). None contains a column
+-- that a toggle or a plain edit changes, so those stay HOT.
+-- IF EXISTS first: an interrupted CREATE INDEX CONCURRENTLY leaves an invalid index behind.
+-- tag=: every tag named (case-folded) must be in tag_keys: `tag_keys @> ARRAY[...]`, per user.
+DROP INDEX CONCURRENTLY IF EXISTS tasks_user_tags_idx;
+CREATE INDEX CONCURRENTLY tasks_user_tags_idx ON tasks USING gin (user_id, tag_keys);
+-- sort=due_at / -due_at, due_before=, due_after=, overdue=true.
+DROP INDEX CONCURRENTLY IF EXISTS tasks_user_due_idx;
+CREATE INDEX CONCURRENTLY tasks_user_due_idx ON tasks (user_id, due_at, id);
