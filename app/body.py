@@ -61,8 +61,10 @@ async def read_json(
         return msgspec.json.decode(text, type=type_)
     except msgspec.ValidationError as exc:
         problem = field_error_from_msgspec(exc)
-        if field_rules and problem.field in field_rules and not problem.message.endswith("is required"):
-            problem = FieldError(problem.field, field_rules[problem.field])
+        # An element of a list (`tags[3]`) keeps its precise name and gets its list's rule.
+        rule = (field_rules or {}).get(problem.field.split("[", 1)[0])
+        if rule is not None and not problem.message.endswith("is required"):
+            problem = FieldError(problem.field, rule)
         raise InvalidInput([problem]) from None
     except (msgspec.DecodeError, RecursionError):
         # Not JSON (lone surrogate escapes included), or nested deeper than the decoder goes.
@@ -81,6 +83,10 @@ _KEYS = {
     "examples": "examples",
     "minimum": "minimum",
     "maximum": "maximum",
+    "enum": "enum",
+    "format": "format",
+    "maxItems": "max_items",
+    "minItems": "min_items",
 }
 
 
@@ -92,6 +98,8 @@ def _schema(js: dict[str, Any]) -> Schema | Reference:
         kwargs["properties"] = {name: _schema(sub) for name, sub in js["properties"].items()}
     if "anyOf" in js:
         kwargs["any_of"] = [_schema(sub) for sub in js["anyOf"]]
+    if "items" in js:
+        kwargs["items"] = _schema(js["items"])
     return Schema(**kwargs)
 
 

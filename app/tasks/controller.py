@@ -430,9 +430,9 @@ class TasksController(Controller):
         request: Request[Caller, Any, Any],
         tasks: NamedDependency[TaskRepository],
         completed: Annotated[
-            Literal["true"] | None,
+            Literal["true"],
             Parameter(description="Required, and only `true`: the query that names what is deleted."),
-        ] = None,
+        ],
     ) -> Response[ClearedEnvelope]:
         """Only `?completed=true`: deletes the caller's completed tasks and answers how many. Any other
         query, or none, is a 422 and deletes nothing: never a mass delete. `If-Match` names one
