@@ -59,9 +59,7 @@ def positive_data_acceptance_but_made_up_values(ctx: Any, response: Any, case: s
     return positive_data_acceptance(ctx, response, case)  # type: ignore[no-any-return]
 
 
-CHECKS_USED = [
-    positive_data_acceptance_but_made_up_values if c is positive_data_acceptance else c for c in ALL_CHECKS
-]
+CHECKS_USED = [positive_data_acceptance_but_made_up_values if c is positive_data_acceptance else c for c in ALL_CHECKS]
 assert positive_data_acceptance in ALL_CHECKS
 
 
