@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.db import SqlFiles  # noqa: E402
+from app.tasks.paging import NO_CURSOR  # noqa: E402
 from app.tasks.repository import contains_pattern  # noqa: E402
 from bench.run import env_int, log, postgres_server, prepared, recreate_database  # noqa: E402
 
@@ -202,6 +203,7 @@ def page_params(user: str, given: dict[str, Any]) -> dict[str, Any]:
         "sort": "-created_at",
         "limit": PAGE,
         "offset": 0,
+        **NO_CURSOR,
     }
     params.update(given)
     params["pattern"] = contains_pattern(params.pop("q", None))

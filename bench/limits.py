@@ -31,6 +31,7 @@ from psycopg import sql
 from yoyo import get_backend, read_migrations
 
 from app.embedded_pg import EmbeddedPostgres
+from app.tasks.paging import NO_CURSOR
 
 WORDS = [
     "buy",
@@ -169,7 +170,7 @@ class Tree:
 
 def _case(trees: list[Tree], change: dict[str, Any], q: str | None, runs: int) -> dict[str, Any]:
     """`runs` executions per tree, interleaved in 4 slices so that a burst of load hits all trees."""
-    base = {"user_id": "big", "completed": None, "sort": "-created_at", "limit": 20, "offset": 0}
+    base = {"user_id": "big", "completed": None, "sort": "-created_at", "limit": 20, "offset": 0, **NO_CURSOR}
     params = {t.label: {**base, **change, "pattern": None if q is None else t.pattern(q)} for t in trees}
     times: dict[str, list[float]] = {t.label: [] for t in trees}
     temp: dict[str, int] = {}

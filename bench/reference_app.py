@@ -26,6 +26,7 @@ from app.edge import new_request_id
 from app.errors import error_body
 from app.serve import run_uvicorn
 from app.sync.etags import list_etag, task_etag
+from app.tasks.paging import NO_CURSOR
 from app.tasks.schemas import (
     TASK_COLUMNS,
     CompletionEnvelope,
@@ -137,8 +138,9 @@ class ReferenceApp:
             "completed": None,
             "pattern": None,
             "sort": "-created_at",
-            "limit": 1000,
+            "limit": 1001,  # as the service: one row more than the page says whether another follows
             "offset": 0,
+            **NO_CURSOR,
         }
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q_list, params, binary=True)
@@ -146,7 +148,7 @@ class ReferenceApp:
         total = rows[0][TASK_COLUMNS] if rows else 0
         etag = list_etag((None, None, "-created_at", 1000, 0), total, [(row[0], row[7]) for row in rows])
         tasks = [Task(*row[:TASK_COLUMNS]) for row in rows]
-        page = TaskListEnvelope(data=tasks, meta=ListMeta(total=total, limit=1000, offset=0))
+        page = TaskListEnvelope(data=tasks, meta=ListMeta(total=total, limit=1000, offset=0, next_cursor=None))
         await self._send(send, 200, _encode(page), [(b"etag", etag.encode())])
 
     async def _create(self, send: Any, user: dict[str, Any], body: bytes) -> None:

@@ -12,7 +12,6 @@ from polyfactory.factories.msgspec_factory import MsgspecFactory
 from app.auth.schemas import SignUp
 from app.tasks.schemas import TaskCreate, TaskUpdate
 
-
 RULES = (
     "FREQ=DAILY",
     "FREQ=WEEKLY;BYDAY=MO,WE,FR",

@@ -187,7 +187,8 @@ def test_put_null_clears_and_empty_tags_clear(client: httpx.Client, user: User) 
 def test_each_new_field_bumps_version_updated_at_and_the_feed(
     client: httpx.Client, user: User, change: dict[str, Any]
 ) -> None:
-    body = {"title": "t", "priority": "low", "tags": ["old"], "due_at": "2029-01-01T00:00:00Z", "recurrence": "FREQ=DAILY"}
+    body = {"title": "t", "priority": "low", "tags": ["old"], "due_at": "2029-01-01T00:00:00Z"}
+    body["recurrence"] = "FREQ=DAILY"
     task = client.post("/api/tasks", json=body, headers=user.headers).json()["data"]
     cursor = client.get("/api/tasks/changes", headers=user.headers).json()["meta"]["cursor"]
     # The same values: nothing changes, not even the version.
@@ -504,7 +505,14 @@ def test_clear_completed_deletes_only_the_callers_completed_tasks(
 
 @pytest.mark.parametrize(
     "query",
-    ["", "?completed=false", "?completed=1", "?completed=true&q=x", "?status=completed", "?completed=true&completed=true"],
+    [
+        "",
+        "?completed=false",
+        "?completed=1",
+        "?completed=true&q=x",
+        "?status=completed",
+        "?completed=true&completed=true",
+    ],
 )
 def test_any_other_delete_of_the_collection_is_422_and_deletes_nothing(
     client: httpx.Client, user: User, query: str

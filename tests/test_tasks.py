@@ -367,7 +367,7 @@ def test_list_is_newest_first_with_meta(client: httpx.Client, listed_user: tuple
     body = response.json()
     assert set(body) == {"data", "meta"}
     assert [t["id"] for t in body["data"]] == [t["id"] for t in reversed(tasks)]
-    assert body["meta"] == {"total": 5, "limit": 1000, "offset": 0}
+    assert body["meta"] == {"total": 5, "limit": 1000, "offset": 0, "next_cursor": None}
     assert all(set(t) == TASK_KEYS for t in body["data"])
 
 
@@ -435,11 +435,158 @@ def test_list_limit_and_offset_page_through_stably(
     pages = []
     for offset in range(0, 6, 2):
         response = client.get(f"/api/tasks?limit=2&offset={offset}", headers=user.headers)
-        assert response.json()["meta"] == {"total": 5, "limit": 2, "offset": offset}
+        meta = response.json()["meta"]
+        assert {k: v for k, v in meta.items() if k != "next_cursor"} == {"total": 5, "limit": 2, "offset": offset}
+        assert (meta["next_cursor"] is None) == (offset == 4)
         pages.extend(titles(response))
     assert pages == everything
     past_end = client.get("/api/tasks?limit=2&offset=50", headers=user.headers)
-    assert past_end.json() == {"data": [], "meta": {"total": 5, "limit": 2, "offset": 50}}
+    assert past_end.json() == {"data": [], "meta": {"total": 5, "limit": 2, "offset": 50, "next_cursor": None}}
+
+
+# --- keyset paging (after / meta.next_cursor) ----------------------------------------------------
+
+
+SORTS = ["-created_at", "created_at", "-updated_at", "updated_at", "title", "-title"]
+
+
+@pytest.fixture
+def tied_user(client: httpx.Client, user: User, db: psycopg.Connection[Any]) -> tuple[User, list[int]]:
+    """Seven tasks whose sort keys tie in pairs (same created_at, updated_at and title), so that only
+    the id orders them: a cursor that kept the key but not the id would repeat or skip one."""
+    ids = [create(client, user, title=f"title {i // 2}", completed=i % 3 == 0)["id"] for i in range(7)]
+    db.execute(
+        "UPDATE tasks SET created_at = '2026-01-01T00:00:00Z'::timestamptz + (id / 2 * 2 - %s) * interval '1 ms', "
+        "updated_at = '2026-02-01T00:00:00Z'::timestamptz - (id / 2 * 2 - %s) * interval '1 ms' WHERE user_id = %s",
+        (ids[0], ids[0], user.id),
+    )
+    return user, ids
+
+
+def follow(client: httpx.Client, user: User, query: str, *, limit: int) -> list[list[int]]:
+    """The ids of every page of a list, following meta.next_cursor until it is null."""
+    pages: list[list[int]] = []
+    url = f"/api/tasks?{query}&limit={limit}"
+    while True:
+        response = client.get(url, headers=user.headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append([t["id"] for t in body["data"]])
+        assert len(pages) <= 20, "the cursor does not advance"
+        cursor = body["meta"]["next_cursor"]
+        if cursor is None:
+            return pages
+        assert body["meta"]["offset"] == 0
+        url = f"/api/tasks?{query}&limit={limit}&after={cursor}"
+
+
+@pytest.mark.parametrize("sort", SORTS)
+@pytest.mark.parametrize("limit", [1, 2, 3, 7])
+def test_following_next_cursor_yields_the_whole_list_once_in_order(
+    client: httpx.Client, tied_user: tuple[User, list[int]], sort: str, limit: int
+) -> None:
+    user, _ = tied_user
+    everything = [t["id"] for t in client.get(f"/api/tasks?sort={sort}", headers=user.headers).json()["data"]]
+    pages = follow(client, user, f"sort={sort}", limit=limit)
+    assert [task_id for page in pages for task_id in page] == everything
+    assert all(len(page) == limit for page in pages[:-1])
+    assert pages[-1]  # a list whose size is a multiple of limit ends on a full page, not an empty one
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["completed=false", "completed=true", "status=pending&sort=title", "q=title", "q=title&sort=-updated_at"],
+)
+def test_keyset_paging_keeps_the_filters(client: httpx.Client, tied_user: tuple[User, list[int]], query: str) -> None:
+    user, _ = tied_user
+    everything = client.get(f"/api/tasks?{query}", headers=user.headers).json()
+    pages = follow(client, user, query, limit=2)
+    assert [task_id for page in pages for task_id in page] == [t["id"] for t in everything["data"]]
+    first = client.get(f"/api/tasks?{query}&limit=2", headers=user.headers).json()
+    assert first["meta"]["total"] == everything["meta"]["total"]  # the total is the whole filtered list's
+
+
+def test_tasks_created_and_deleted_between_pages_neither_repeat_nor_skip_the_others(
+    client: httpx.Client, user: User
+) -> None:
+    ids = [create(client, user, title=f"t{i}")["id"] for i in range(6)]
+    first = client.get("/api/tasks?limit=2", headers=user.headers).json()
+    assert [t["id"] for t in first["data"]] == ids[:-3:-1]
+    create(client, user, title="newer than the cursor")  # before the cursor: not on later pages
+    assert client.delete(f"/api/tasks/{ids[2]}", headers=user.headers).status_code == 204
+    rest = follow(client, user, f"after={first['meta']['next_cursor']}", limit=2)
+    assert [task_id for page in rest for task_id in page] == [ids[3], ids[1], ids[0]]
+
+
+def test_a_page_after_the_last_task_is_empty_with_the_total(client: httpx.Client, user: User) -> None:
+    ids = [create(client, user, title=f"t{i}")["id"] for i in range(3)]
+    first = client.get("/api/tasks?limit=2", headers=user.headers).json()
+    cursor = first["meta"]["next_cursor"]
+    assert client.delete(f"/api/tasks/{ids[0]}", headers=user.headers).status_code == 204
+    after = client.get(f"/api/tasks?limit=2&after={cursor}", headers=user.headers).json()
+    assert after == {"data": [], "meta": {"total": 2, "limit": 2, "offset": 0, "next_cursor": None}}
+
+
+def _cursor(*parts: Any) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "",
+        "not-a-cursor",
+        "%00",
+        _cursor("-created_at", "2026-01-01", 1),  # a time sort with a text key
+        _cursor("title", 5, 1),  # a text sort with a time key
+        _cursor("-created_at", 0, 0),  # ids start at 1
+        _cursor("-created_at", 0, 2**63),
+        _cursor("-created_at", 10**30, 1),  # beyond any timestamp
+        _cursor("title", "a\u0000b", 1),
+        _cursor("nonsense", 0, 1),
+        _cursor("-created_at", 0),
+        "x" * 2049,
+    ],
+)
+def test_an_after_that_is_not_one_of_our_cursors_is_422_and_names_after(
+    client: httpx.Client, user: User, after: str
+) -> None:
+    create(client, user)
+    response = client.get("/api/tasks", params={"after": after}, headers=user.headers)
+    assert_error(response, 422)
+    assert response.json()["error"]["details"][0]["field"] == "after"
+
+
+def test_a_cursor_of_another_sort_is_422(client: httpx.Client, user: User) -> None:
+    for i in range(3):
+        create(client, user, title=f"t{i}")
+    cursor = client.get("/api/tasks?limit=1", headers=user.headers).json()["meta"]["next_cursor"]
+    response = client.get(f"/api/tasks?limit=1&sort=title&after={cursor}", headers=user.headers)
+    assert_error(response, 422)
+    assert "sorted by" in response.json()["error"]["details"][0]["message"]
+
+
+@pytest.mark.parametrize("offset", ["0", "1"])
+def test_after_and_offset_together_are_422(client: httpx.Client, user: User, offset: str) -> None:
+    for i in range(3):
+        create(client, user, title=f"t{i}")
+    cursor = client.get("/api/tasks?limit=1", headers=user.headers).json()["meta"]["next_cursor"]
+    response = client.get(f"/api/tasks?limit=1&offset={offset}&after={cursor}", headers=user.headers)
+    assert_error(response, 422)
+    assert response.json()["error"]["details"][0]["field"] == "after"
+
+
+def test_another_users_cursor_shows_only_my_tasks(client: httpx.Client, user: User, other_user: User) -> None:
+    for i in range(3):
+        create(client, other_user, title=f"theirs {i}")
+    mine = create(client, user, title="mine")
+    cursor = client.get("/api/tasks?limit=1", headers=other_user.headers).json()["meta"]["next_cursor"]
+    page = client.get(f"/api/tasks?after={cursor}", headers=user.headers).json()
+    assert [t["id"] for t in page["data"]] in ([], [mine["id"]])
+    assert page["meta"]["total"] == 1
 
 
 @pytest.mark.parametrize(

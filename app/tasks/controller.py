@@ -33,6 +33,7 @@ from app.responses import NOT_MODIFIED, JsonResponse, RawResponse, not_modified
 from app.sync.etags import if_match_versions, list_etag, none_match, task_etag
 from app.sync.idempotency import IDEMPOTENCY_KEY_PATTERN, Idempotency
 from app.tasks import recurrence
+from app.tasks.paging import AFTER_MAX_CHARS, ListCursor, cursor_after
 from app.tasks.repository import TaskRepository
 from app.tasks.schemas import (
     FIELD_RULES,
@@ -238,28 +239,47 @@ class TasksController(Controller):
         ] = None,
         sort: Annotated[TaskSort, Parameter(description="Sort key; '-' means descending.")] = "-created_at",
         limit: Annotated[int, _bounded(1, 1000, "Page size.")] = 1000,
-        offset: Annotated[int, _bounded(0, MAX_ID, "Tasks to skip.")] = 0,
+        offset: Annotated[int, _bounded(0, MAX_ID, "Tasks to skip (not with `after`).")] = 0,
+        after: Annotated[
+            str | None,
+            Parameter(
+                max_length=AFTER_MAX_CHARS,
+                description="`meta.next_cursor` of the previous page: the page after it, in the same sort "
+                "(keyset paging; not with `offset`).",
+            ),
+        ] = None,
     ) -> Response[TaskListEnvelope]:
         """Newest first by default; ties broken by id. `completed` and `status` together must both hold.
+        `meta.next_cursor` continues the list with `after` (null on the last page).
         The ETag changes whenever any task of this list would (or one enters or leaves it)."""
+        place = None
+        if after is not None:
+            if "offset" in request.query_params:
+                raise InvalidInput([FieldError("after", "after and offset cannot be used together")])
+            place = ListCursor.decode(after, sort)
         by_param = None if completed is None else completed == "true"
         by_status = _STATUS_COMPLETED[status]
         want = by_param if by_param is not None else by_status
         if by_param is not None and by_status is not None and by_param != by_status:
             # Both filters must hold, and together they hold for no task: an empty page, not an error.
             rows: list[Task] = []
-            total = 0
+            total, more = 0, False
         elif q:
             searches: ConcurrencyLimit = request.app.state.searches
             async with searches.hold(request.user.id):
-                rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
+                rows, total, more = await tasks.list(
+                    request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset, after=place
+                )
         else:
-            rows, total = await tasks.list(request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset)
-        etag = list_etag((want, q, sort, limit, offset), total, [(task.id, task.version) for task in rows])
+            rows, total, more = await tasks.list(
+                request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset, after=place
+            )
+        next_cursor = cursor_after(rows[-1], sort).encode() if more else None
+        etag = list_etag((want, q, sort, limit, offset, after, more), total, [(task.id, task.version) for task in rows])
         if none_match(header_value(request, b"if-none-match"), etag):
             return not_modified(etag)
-        page = TaskListEnvelope(data=rows, meta=ListMeta(total=total, limit=limit, offset=offset))
-        return JsonResponse(page, headers={"ETag": etag})
+        meta = ListMeta(total=total, limit=limit, offset=offset, next_cursor=next_cursor)
+        return JsonResponse(TaskListEnvelope(data=rows, meta=meta), headers={"ETag": etag})
 
     @post(
         "/",

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.auth.tokens import Caller
 from app.db import SqlFiles, connection
 from app.errors import QuotaExceeded, ServiceUnavailable
+from app.tasks.paging import NO_CURSOR, ListCursor
 from app.tasks.recurrence import next_due
 from app.tasks.schemas import TASK_COLUMNS, TagCount, Task, TaskCreate, TaskSort, TaskUpdate, normalized_tags
 
@@ -98,16 +99,19 @@ class TaskRepository:
         sort: TaskSort,
         limit: int,
         offset: int,
-    ) -> tuple[list[Task], int]:
-        """One page and the total of the filtered set (one round trip unless the page is empty)."""
+        after: ListCursor | None = None,
+    ) -> tuple[list[Task], int, bool]:
+        """One page (after `offset` rows, or after the place `after`), the total of the filtered set,
+        and whether more rows follow the page (one round trip unless the page is empty)."""
         pattern = contains_pattern(q)
         params = {
             "user_id": caller.id,
             "completed": completed,
             "pattern": pattern,
             "sort": sort,
-            "limit": limit,
+            "limit": limit + 1,  # one more row than the page: is there a next page?
             "offset": offset,
+            **(NO_CURSOR if after is None else after.params()),
         }
         # Prepared (psycopg's default) except list.sql: its ORDER BY CASE needs a plan made for the
         # actual sort to walk an index, and PostgreSQL would settle on a generic plan that sorts
@@ -124,13 +128,14 @@ class TaskRepository:
             cur = await conn.execute(page, params, prepare=prepare, binary=True)
             rows = await cur.fetchall()
             if rows:
-                return [Task(*row[:TASK_COLUMNS]) for row in rows], rows[0][TASK_COLUMNS]
-            if offset == 0:
-                return [], 0
+                page_rows = rows[:limit]
+                return [Task(*row[:TASK_COLUMNS]) for row in page_rows], rows[0][TASK_COLUMNS], len(rows) > limit
+            if offset == 0 and after is None:
+                return [], 0, False
             # Past the end: the total has no row to ride on.
             cur = await conn.execute(count, params, binary=True)
             total_row = await cur.fetchone()
-        return [], total_row[0] if total_row else 0
+        return [], total_row[0] if total_row else 0, False
 
     async def update(self, caller: Caller, task_id: int, data: TaskUpdate, if_match: Versions = None) -> Task | None:
         """`if_match`: the versions the write may apply to (None: any); None back when none matched,

@@ -182,9 +182,13 @@ class ClearedEnvelope(msgspec.Struct, frozen=True):
 
 
 class ListMeta(msgspec.Struct, frozen=True):
+    """`total`: tasks matching the filters (whatever the page); `next_cursor`: pass it as `after` for
+    the next page (null on the last page)."""
+
     total: int
     limit: int
     offset: int
+    next_cursor: str | None
 
 
 class TaskListEnvelope(msgspec.Struct, frozen=True):

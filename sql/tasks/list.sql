@@ -3,7 +3,10 @@
 -- materializes the rows, where `count(*) OVER ()` spilled the whole filtered set to temporary files
 -- for a large user. Its WHERE is the page's, repeated.
 -- %(completed)s: NULL = any. Searches (q) run sql/tasks/search.sql.
--- Ties are broken by id in the direction of the sort, so paging is stable.
+-- Ties are broken by id in the direction of the sort, so paging is stable. Keyset paging: with
+-- %(after_id)s set, only the rows after the place (%(after_time)s or %(after_text)s, %(after_id)s)
+-- in the sort's order (app/tasks/paging.py); the total still counts the whole filtered set.
+-- %(limit)s is the page size plus one: the extra row says whether there is a next page.
 SELECT id, user_id, title, description, completed, created_at, updated_at, version,
        priority::text, tags, due_at, recurrence, completed_at,
        (SELECT count(*)
@@ -14,6 +17,14 @@ SELECT id, user_id, title, description, completed, created_at, updated_at, versi
 FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
+  AND (%(after_id)s::bigint IS NULL OR CASE %(sort)s::text
+        WHEN 'created_at' THEN (created_at, id) > (%(after_time)s::timestamptz, %(after_id)s::bigint)
+        WHEN '-created_at' THEN (created_at, id) < (%(after_time)s::timestamptz, %(after_id)s::bigint)
+        WHEN 'updated_at' THEN (updated_at, id) > (%(after_time)s::timestamptz, %(after_id)s::bigint)
+        WHEN '-updated_at' THEN (updated_at, id) < (%(after_time)s::timestamptz, %(after_id)s::bigint)
+        WHEN 'title' THEN (title, id) > (%(after_text)s::text, %(after_id)s::bigint)
+        WHEN '-title' THEN (title, id) < (%(after_text)s::text, %(after_id)s::bigint)
+    END)
 ORDER BY
     CASE WHEN %(sort)s::text = 'created_at' THEN created_at END ASC,
     CASE WHEN %(sort)s::text = '-created_at' THEN created_at END DESC,

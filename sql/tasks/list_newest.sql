@@ -8,6 +8,10 @@
 -- materializes the rows, where `count(*) OVER ()` spilled the whole filtered set to temporary files
 -- for a large user. Its WHERE is the page's, repeated.
 -- %(completed)s: NULL = any. Searches (q) run sql/tasks/search.sql.
+-- Keyset paging (app/tasks/paging.py): the rows after (%(after_time)s, %(after_id)s) in this order;
+-- without a cursor the place is (infinity, max id), before every row, so that the condition is
+-- always there and the generic plan starts the index scan at the cursor instead of filtering.
+-- %(limit)s is the page size plus one: the extra row says whether there is a next page.
 SELECT id, user_id, title, description, completed, created_at, updated_at, version,
        priority::text, tags, due_at, recurrence, completed_at,
        (SELECT count(*)
@@ -18,5 +22,7 @@ SELECT id, user_id, title, description, completed, created_at, updated_at, versi
 FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
+  AND (created_at, id) < (coalesce(%(after_time)s::timestamptz, 'infinity'),
+                          coalesce(%(after_id)s::bigint, 9223372036854775807))
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s OFFSET %(offset)s

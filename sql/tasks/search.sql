@@ -11,7 +11,10 @@
 -- text whatever q is (0.16-0.6 s for the same rows, as fast as an ordinary ILIKE). pg_trgm's GIN
 -- index tasks_user_search_idx serves ~* as it serves ILIKE: only the caller's rows holding every
 -- trigram of q are read.
--- Ties are broken by id in the direction of the sort, so paging is stable.
+-- Ties are broken by id in the direction of the sort, so paging is stable. Keyset paging: with
+-- %(after_id)s set, only the rows after the place (%(after_time)s or %(after_text)s, %(after_id)s)
+-- in the sort's order (app/tasks/paging.py); the total still counts the whole filtered set.
+-- %(limit)s is the page size plus one: the extra row says whether there is a next page.
 SELECT id, user_id, title, description, completed, created_at, updated_at, version,
        priority::text, tags, due_at, recurrence, completed_at,
        (SELECT count(*)
@@ -24,6 +27,14 @@ FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
   AND (title ~* %(pattern)s::text OR description ~* %(pattern)s::text)
+  AND (%(after_id)s::bigint IS NULL OR CASE %(sort)s::text
+        WHEN 'created_at' THEN (created_at, id) > (%(after_time)s::timestamptz, %(after_id)s::bigint)
+        WHEN '-created_at' THEN (created_at, id) < (%(after_time)s::timestamptz, %(after_id)s::bigint)
+        WHEN 'updated_at' THEN (updated_at, id) > (%(after_time)s::timestamptz, %(after_id)s::bigint)
+        WHEN '-updated_at' THEN (updated_at, id) < (%(after_time)s::timestamptz, %(after_id)s::bigint)
+        WHEN 'title' THEN (title, id) > (%(after_text)s::text, %(after_id)s::bigint)
+        WHEN '-title' THEN (title, id) < (%(after_text)s::text, %(after_id)s::bigint)
+    END)
 ORDER BY
     CASE WHEN %(sort)s::text = 'created_at' THEN created_at END ASC,
     CASE WHEN %(sort)s::text = '-created_at' THEN created_at END DESC,
