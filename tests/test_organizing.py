@@ -551,3 +551,159 @@ def test_update_factory_bodies_round_trip(client: httpx.Client, user: User) -> N
             assert response.json()["data"][key] == (body[key] if body[key] is not None or key == "due_at" else "none")
     for _ in range(5):
         assert client.post("/api/tasks", json=recurring_body(), headers=user.headers).status_code == 201
+
+
+# --- list filters and sorts ---------------------------------------------------------------------
+
+
+def listed(client: httpx.Client, user: User, **params: Any) -> list[int]:
+    response = client.get("/api/tasks", params=params, headers=user.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["meta"]["total"] == len(body["data"]) or "limit" in params
+    return [t["id"] for t in body["data"]]
+
+
+def paged(client: httpx.Client, user: User, page: int, **params: Any) -> list[int]:
+    """Every id of the list, walked with `after` in pages of `page`."""
+    ids: list[int] = []
+    after = None
+    for _ in range(100):
+        query = {**params, "limit": page, **({"after": after} if after else {})}
+        body = client.get("/api/tasks", params=query, headers=user.headers).json()
+        ids += [t["id"] for t in body["data"]]
+        after = body["meta"]["next_cursor"]
+        if after is None:
+            return ids
+    raise AssertionError("paging did not end")
+
+
+@pytest.fixture
+def organized(client: httpx.Client, user: User) -> dict[str, int]:
+    """Nine tasks with priorities, tags and due dates (ties included); name -> id."""
+    specs = {
+        "a": {"priority": "high", "tags": ["Work", "urgent"], "due_at": "2020-01-01T10:00:00Z"},
+        "b": {"priority": "low", "tags": ["work"], "due_at": "2030-06-01T10:00:00Z"},
+        "c": {"priority": "none", "tags": [], "due_at": None},
+        "d": {"priority": "high", "tags": ["home"], "due_at": "2030-06-01T10:00:00Z"},
+        "e": {"priority": "medium", "tags": ["WORK", "Urgent", "home"], "due_at": "2020-01-01T10:00:00Z"},
+        "f": {"priority": "low", "tags": ["urgent"], "due_at": None},
+        "g": {"priority": "medium", "tags": [], "due_at": "2025-03-01T00:00:00Z"},
+        "h": {"priority": "none", "tags": ["work"], "due_at": "2020-01-01T10:00:00Z", "completed": True},
+        "i": {"priority": "high", "tags": [], "due_at": None},
+    }
+    ids = {}
+    for name, spec in specs.items():
+        body = {"title": name, "completed": False, "recurrence": None, **spec}
+        response = client.post("/api/tasks", json=body, headers=user.headers)
+        assert response.status_code == 201, response.text
+        ids[name] = response.json()["data"]["id"]
+    return ids
+
+
+def names(ids: dict[str, int], listed_ids: list[int]) -> str:
+    by_id = {v: k for k, v in ids.items()}
+    return "".join(by_id[i] for i in listed_ids)
+
+
+def test_priority_filter_one_or_a_list(client: httpx.Client, user: User, organized: dict[str, int]) -> None:
+    assert names(organized, listed(client, user, priority="high", sort="created_at")) == "adi"
+    assert names(organized, listed(client, user, priority="low,medium", sort="created_at")) == "befg"
+    assert names(organized, listed(client, user, priority="none,none", sort="created_at")) == "ch"
+
+
+def test_tag_filter_every_tag_case_insensitive(client: httpx.Client, user: User, organized: dict[str, int]) -> None:
+    assert names(organized, listed(client, user, tag="work", sort="created_at")) == "abeh"
+    assert names(organized, listed(client, user, tag=["WORK", " urgent "], sort="created_at")) == "ae"
+    assert names(organized, listed(client, user, tag=["work", "urgent", "Home"], sort="created_at")) == "e"
+    assert listed(client, user, tag="nothing") == []
+
+
+def test_due_filters_half_open_and_without_due_date_never(
+    client: httpx.Client, user: User, organized: dict[str, int]
+) -> None:
+    assert names(organized, listed(client, user, due_before="2030-06-01T10:00:00Z", sort="created_at")) == "aegh"
+    assert names(organized, listed(client, user, due_after="2030-06-01T10:00:00Z", sort="created_at")) == "bd"
+    window = {"due_after": "2020-01-01T12:00:00+02:00", "due_before": "2025-03-01T00:00:00.000001Z"}
+    assert names(organized, listed(client, user, sort="created_at", **window)) == "aegh"
+    assert (
+        names(organized, listed(client, user, due_after="2020-01-01T10:00:01Z", due_before="2026-01-01T00:00:00Z"))
+        == "g"
+    )
+
+
+def test_overdue_is_due_before_now_and_pending(client: httpx.Client, user: User, organized: dict[str, int]) -> None:
+    assert names(organized, listed(client, user, overdue="true", sort="created_at")) == "aeg"
+    assert names(organized, listed(client, user, overdue="false", sort="created_at")) == "bcdfhi"
+    combined = {"overdue": "true", "tag": "work", "priority": "high,medium", "q": "a"}
+    assert names(organized, listed(client, user, **combined)) == "a"
+    assert names(organized, listed(client, user, overdue="true", completed="true")) == ""
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("priority", "urgent"),
+        ("priority", "high,"),
+        ("priority", "HIGH"),
+        ("priority", ""),
+        ("tag", ""),
+        ("tag", "x" * 51),
+        ("tag", "a\nb"),
+        ("due_before", "2026-01-01T00:00:00"),
+        ("due_before", "2026-01-01"),
+        ("due_after", "yesterday"),
+        ("due_after", "2026-13-01T00:00:00Z"),
+        ("overdue", "maybe"),
+        ("overdue", "1"),
+        ("sort", "due"),
+        ("sort", "+priority"),
+    ],
+)
+def test_bad_filter_values_are_422_naming_the_parameter(
+    client: httpx.Client, user: User, param: str, value: str
+) -> None:
+    response = client.get("/api/tasks", params={param: value}, headers=user.headers)
+    assert assert_error(response, 422, "VALIDATION_ERROR")["details"][0]["field"] == param
+
+
+def test_too_many_tag_filters_is_422(client: httpx.Client, user: User) -> None:
+    response = client.get("/api/tasks", params={"tag": [f"t{i}" for i in range(21)]}, headers=user.headers)
+    assert assert_error(response, 422)["details"][0]["field"] == "tag"
+
+
+def test_sort_by_due_date_without_one_last_either_way_ties_by_id(
+    client: httpx.Client, user: User, organized: dict[str, int]
+) -> None:
+    assert names(organized, listed(client, user, sort="due_at")) == "aehgbdcfi"
+    assert names(organized, listed(client, user, sort="-due_at")) == "dbgheaifc"
+
+
+def test_sort_by_priority_ties_by_id(client: httpx.Client, user: User, organized: dict[str, int]) -> None:
+    assert names(organized, listed(client, user, sort="priority")) == "chbfegadi"
+    assert names(organized, listed(client, user, sort="-priority")) == "idagefbhc"
+
+
+@pytest.mark.parametrize("sort", ["due_at", "-due_at", "priority", "-priority"])
+@pytest.mark.parametrize("page", [1, 2, 4])
+def test_new_sorts_page_with_after_exactly(
+    client: httpx.Client, user: User, organized: dict[str, int], sort: str, page: int
+) -> None:
+    assert paged(client, user, page, sort=sort) == listed(client, user, sort=sort)
+    assert paged(client, user, page, sort=sort, tag="work") == listed(client, user, sort=sort, tag="work")
+    assert paged(client, user, page, sort=sort, q="e") == listed(client, user, sort=sort, q="e")
+
+
+def test_a_cursor_of_another_sort_is_422(client: httpx.Client, user: User, organized: dict[str, int]) -> None:
+    cursor = client.get("/api/tasks", params={"sort": "due_at", "limit": 1}, headers=user.headers).json()
+    after = cursor["meta"]["next_cursor"]
+    response = client.get("/api/tasks", params={"sort": "priority", "after": after}, headers=user.headers)
+    assert assert_error(response, 422)["details"][0]["field"] == "after"
+
+
+def test_filters_are_the_callers_only(
+    client: httpx.Client, user: User, other_user: User, organized: dict[str, int]
+) -> None:
+    assert listed(client, other_user, tag="work") == []
+    assert listed(client, other_user, priority="high") == []
+    assert listed(client, other_user, overdue="true") == []

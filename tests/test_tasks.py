@@ -600,7 +600,7 @@ def test_another_users_cursor_shows_only_my_tasks(client: httpx.Client, user: Us
         "offset=-1",
         "offset=abc",
         "offset=99999999999999999999999",
-        "sort=priority",
+        "sort=importance",
         "sort=created_at;DROP TABLE tasks",
         "status=done",
         "completed=yes",

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
@@ -34,14 +35,17 @@ from app.sync.etags import if_match_versions, list_etag, none_match, task_etag
 from app.sync.idempotency import IDEMPOTENCY_KEY_PATTERN, Idempotency
 from app.tasks import recurrence
 from app.tasks.paging import AFTER_MAX_CHARS, ListCursor, cursor_after
-from app.tasks.repository import TaskRepository
+from app.tasks.repository import OrganizingFilters, TaskRepository
 from app.tasks.schemas import (
     FIELD_RULES,
+    MAX_TAGS,
+    TAG_PATTERN,
     ClearedCount,
     ClearedEnvelope,
     CompletionChange,
     CompletionEnvelope,
     CompletionMeta,
+    DueAt,
     ListMeta,
     TagsEnvelope,
     Task,
@@ -51,6 +55,7 @@ from app.tasks.schemas import (
     TaskSort,
     TaskStatus,
     TaskUpdate,
+    normalized_tags,
 )
 
 MAX_ID = 2**63 - 1  # ids are bigint; anything larger cannot exist
@@ -196,6 +201,52 @@ def _existing_id(task_id: int) -> int:
     return task_id
 
 
+_PRIORITY = "(?:none|low|medium|high)"
+PRIORITY_LIST_PATTERN = rf"^{_PRIORITY}(?:,{_PRIORITY})*$"
+_TAG = re.compile(TAG_PATTERN)
+
+
+def _moment(name: str, text: str | None) -> datetime | None:
+    """A due_before/due_after value: RFC 3339 with an offset or Z; 422 naming it otherwise."""
+    if text is None:
+        return None
+    try:
+        moment = msgspec.convert(text, DueAt)
+        return moment.astimezone(UTC)
+    except (msgspec.ValidationError, OverflowError):
+        raise InvalidInput(
+            [FieldError(name, f"{name} must be an RFC 3339 timestamp with an offset or Z, e.g. 2026-12-01T09:00:00Z")]
+        ) from None
+
+
+def _organizing_filters(
+    priority: str | None, tag: list[str] | None, due_before: str | None, due_after: str | None, overdue: str | None
+) -> OrganizingFilters | None:
+    """The list's organizing filters (None: none given); 422 naming the parameter that is not valid."""
+    if priority is None and tag is None and due_before is None and due_after is None and overdue is None:
+        return None
+    tag_keys = None
+    if tag is not None:
+        if len(tag) > MAX_TAGS or not all(_TAG.match(one) for one in tag):
+            raise InvalidInput(
+                [
+                    FieldError(
+                        "tag",
+                        f"tag must be 1-50 characters after trimming, without control characters, "
+                        f"at most {MAX_TAGS} times",
+                    )
+                ]
+            )
+        tag_keys = normalized_tags(tag)[1]
+    return OrganizingFilters(
+        priorities=None if priority is None else sorted(set(priority.split(","))),
+        tag_keys=tag_keys,
+        due_before=_moment("due_before", due_before),
+        due_after=_moment("due_after", due_after),
+        overdue=None if overdue is None else overdue == "true",
+    )
+
+
 _STATUS_COMPLETED: dict[str | None, bool | None] = {
     None: None,
     "all": None,
@@ -248,6 +299,41 @@ class TasksController(Controller):
                 "(keyset paging; not with `offset`).",
             ),
         ] = None,
+        priority: Annotated[
+            str | None,
+            Parameter(
+                pattern=PRIORITY_LIST_PATTERN,
+                description="Only these priorities: one, or a comma list (`high,medium`).",
+            ),
+        ] = None,
+        tag: Annotated[
+            list[str] | None,
+            Parameter(
+                description="Only tasks with this tag (case-insensitive); repeat it for tasks with every one "
+                f"(at most {MAX_TAGS}).",
+                max_items=MAX_TAGS,
+                schema_extra={"maxItems": MAX_TAGS, "items": {"type": "string", "pattern": TAG_PATTERN}},
+            ),
+        ] = None,
+        due_before: Annotated[
+            str | None,
+            Parameter(
+                max_length=64,
+                description="Only tasks due before this time (exclusive): RFC 3339 with an offset or Z "
+                "(encode `+` as `%2B`).",
+            ),
+        ] = None,
+        due_after: Annotated[
+            str | None,
+            Parameter(
+                max_length=64,
+                description="Only tasks due at or after this time (inclusive): RFC 3339 with an offset or Z.",
+            ),
+        ] = None,
+        overdue: Annotated[
+            Literal["true", "false"] | None,
+            Parameter(description="true: only pending tasks due before now; false: only the others."),
+        ] = None,
     ) -> Response[TaskListEnvelope]:
         """Newest first by default; ties broken by id. `completed` and `status` together must both hold.
         `meta.next_cursor` continues the list with `after` (null on the last page).
@@ -257,6 +343,7 @@ class TasksController(Controller):
             if "offset" in request.query_params:
                 raise InvalidInput([FieldError("after", "after and offset cannot be used together")])
             place = ListCursor.decode(after, sort)
+        organizing = _organizing_filters(priority, tag, due_before, due_after, overdue)
         by_param = None if completed is None else completed == "true"
         by_status = _STATUS_COMPLETED[status]
         want = by_param if by_param is not None else by_status
@@ -268,14 +355,30 @@ class TasksController(Controller):
             searches: ConcurrencyLimit = request.app.state.searches
             async with searches.hold(request.user.id):
                 rows, total, more = await tasks.list(
-                    request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset, after=place
+                    request.user,
+                    completed=want,
+                    q=q,
+                    sort=sort,
+                    limit=limit,
+                    offset=offset,
+                    after=place,
+                    organizing=organizing,
                 )
         else:
             rows, total, more = await tasks.list(
-                request.user, completed=want, q=q, sort=sort, limit=limit, offset=offset, after=place
+                request.user,
+                completed=want,
+                q=q,
+                sort=sort,
+                limit=limit,
+                offset=offset,
+                after=place,
+                organizing=organizing,
             )
         next_cursor = cursor_after(rows[-1], sort).encode() if more else None
-        etag = list_etag((want, q, sort, limit, offset, after, more), total, [(task.id, task.version) for task in rows])
+        etag = list_etag(
+            (want, q, sort, limit, offset, after, more, organizing), total, [(task.id, task.version) for task in rows]
+        )
         if none_match(header_value(request, b"if-none-match"), etag):
             return not_modified(etag)
         meta = ListMeta(total=total, limit=limit, offset=offset, next_cursor=next_cursor)

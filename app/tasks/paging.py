@@ -26,6 +26,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The sort key each sort orders by: a timestamp (sent as microseconds since the epoch) or text.
 _TIME_SORTS = {"created_at", "-created_at", "updated_at", "-updated_at"}
 _TEXT_SORTS = {"title", "-title"}
+# A due date (microseconds since the epoch, or null for the tasks without one, which come last).
+_DUE_SORTS = {"due_at", "-due_at"}
+# A priority, by its name.
+_PRIORITY_SORTS = {"priority", "-priority"}
+_PRIORITIES = {"none", "low", "medium", "high"}
 
 
 def _invalid(message: str = "after must be meta.next_cursor of a previous page of this list") -> InvalidInput:
@@ -34,10 +39,10 @@ def _invalid(message: str = "after must be meta.next_cursor of a previous page o
 
 class ListCursor(msgspec.Struct, frozen=True, array_like=True):
     """The place after the last row of a page: `key` is that row's sort key (int microseconds for a
-    time, str for a title), `id` its id."""
+    time, str for a title or a priority, null for a task without a due date), `id` its id."""
 
     sort: str
-    key: int | str
+    key: int | str | None
     id: int
 
     def encode(self) -> str:
@@ -53,9 +58,11 @@ class ListCursor(msgspec.Struct, frozen=True, array_like=True):
             raise _invalid() from None
         if cursor.sort != sort:
             raise _invalid(f"after is a cursor of a list sorted by {cursor.sort!r}, not {sort!r}")
-        time_key = isinstance(cursor.key, int) and cursor.sort in _TIME_SORTS
+        time_key = isinstance(cursor.key, int) and cursor.sort in _TIME_SORTS | _DUE_SORTS
         text_key = isinstance(cursor.key, str) and cursor.sort in _TEXT_SORTS and "\x00" not in cursor.key
-        if not (time_key or text_key) or not 0 < cursor.id <= MAX_ID:
+        priority_key = cursor.key in _PRIORITIES and cursor.sort in _PRIORITY_SORTS
+        no_due_date = cursor.key is None and cursor.sort in _DUE_SORTS
+        if not (time_key or text_key or priority_key or no_due_date) or not 0 < cursor.id <= MAX_ID:
             raise _invalid()
         if time_key:
             try:
@@ -82,9 +89,13 @@ NO_CURSOR: dict[str, Any] = {"after_id": None, "after_time": None, "after_text":
 
 def cursor_after(task: Task, sort: TaskSort) -> ListCursor:
     """The cursor that continues a `sort`-ordered list after `task`."""
-    key: int | str
+    key: int | str | None
     if sort in _TEXT_SORTS:
         key = task.title
+    elif sort in _PRIORITY_SORTS:
+        key = task.priority
+    elif sort in _DUE_SORTS:
+        key = None if task.due_at is None else (task.due_at - _EPOCH) // timedelta(microseconds=1)
     else:
         moment = task.created_at if sort.endswith("created_at") else task.updated_at
         key = (moment - _EPOCH) // timedelta(microseconds=1)

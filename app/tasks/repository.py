@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import builtins
+from datetime import datetime
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 from psycopg_pool import AsyncConnectionPool
 
@@ -14,6 +16,21 @@ from app.errors import QuotaExceeded, ServiceUnavailable
 from app.tasks.paging import NO_CURSOR, ListCursor
 from app.tasks.recurrence import next_due
 from app.tasks.schemas import TASK_COLUMNS, TagCount, Task, TaskCreate, TaskSort, TaskUpdate, normalized_tags
+
+
+class OrganizingFilters(msgspec.Struct, frozen=True):
+    """The list's organizing filters; None: not filtered. `tag_keys` are case-folded, each must be on
+    the task; `due_after` is inclusive, `due_before` exclusive; `overdue`: due before now and pending
+    (true), or not (false)."""
+
+    priorities: builtins.list[str] | None = None
+    tag_keys: builtins.list[str] | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    overdue: bool | None = None
+
+
+NO_FILTERS = OrganizingFilters()
 
 # The versions a conditional write accepts (If-Match); None: any.
 Versions = list[int] | None
@@ -100,10 +117,12 @@ class TaskRepository:
         limit: int,
         offset: int,
         after: ListCursor | None = None,
+        organizing: OrganizingFilters | None = None,
     ) -> tuple[list[Task], int, bool]:
         """One page (after `offset` rows, or after the place `after`), the total of the filtered set,
         and whether more rows follow the page (one round trip unless the page is empty)."""
         pattern = contains_pattern(q)
+        filters = organizing or NO_FILTERS
         params = {
             "user_id": caller.id,
             "completed": completed,
@@ -112,6 +131,11 @@ class TaskRepository:
             "limit": limit + 1,  # one more row than the page: is there a next page?
             "offset": offset,
             **(NO_CURSOR if after is None else after.params()),
+            "priorities": filters.priorities,
+            "tags": filters.tag_keys,
+            "due_before": filters.due_before,
+            "due_after": filters.due_after,
+            "overdue": filters.overdue,
         }
         # Prepared (psycopg's default) except list.sql: its ORDER BY CASE needs a plan made for the
         # actual sort to walk an index, and PostgreSQL would settle on a generic plan that sorts
@@ -120,7 +144,7 @@ class TaskRepository:
         prepare: bool | None = None
         if pattern is not None:
             page, count = self._search, self._search_count
-        elif sort == "-created_at":
+        elif sort == "-created_at" and filters == NO_FILTERS:
             page, count = self._list_newest, self._count
         else:
             page, count, prepare = self._list, self._count, False

@@ -196,7 +196,18 @@ class TaskListEnvelope(msgspec.Struct, frozen=True):
     meta: ListMeta
 
 
-TaskSort = Literal["created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"]
+TaskSort = Literal[
+    "created_at",
+    "-created_at",
+    "updated_at",
+    "-updated_at",
+    "title",
+    "-title",
+    "due_at",
+    "-due_at",
+    "priority",
+    "-priority",
+]
 
 
 def normalized_tags(tags: list[str] | None) -> tuple[list[str], list[str]]:

@@ -3,4 +3,9 @@ SELECT count(*)
 FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
+  AND (%(priorities)s::task_priority[] IS NULL OR priority = ANY (%(priorities)s::task_priority[]))
+  AND (%(tags)s::text[] IS NULL OR tag_keys @> %(tags)s::text[])
+  AND (%(due_before)s::timestamptz IS NULL OR due_at < %(due_before)s::timestamptz)
+  AND (%(due_after)s::timestamptz IS NULL OR due_at >= %(due_after)s::timestamptz)
+  AND (%(overdue)s::boolean IS NULL OR (coalesce(due_at < now(), false) AND NOT completed) = %(overdue)s::boolean)
   AND (title ~* %(pattern)s::text OR description ~* %(pattern)s::text)
