@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,16 @@ CANDIDATES = {
     # q: pg_trgm serves a substring search (ILIKE or ~*), btree_gin puts user_id in the same index.
     "tasks_user_search_idx": "CREATE INDEX tasks_user_search_idx ON tasks "
     "USING gin (user_id, title gin_trgm_ops, description gin_trgm_ops)",
+    # Organizing (migration 0007): the schema's own are toggled off; these are the alternatives.
+    "tasks_user_priority_idx": "CREATE INDEX tasks_user_priority_idx ON tasks (user_id, priority, id)",
+    "tasks_user_tags_idx": "CREATE INDEX tasks_user_tags_idx ON tasks USING gin (user_id, tag_keys)",
+    "tasks_user_due_idx": "CREATE INDEX tasks_user_due_idx ON tasks (user_id, due_at, id)",
+    # -due_at puts the tasks without a due date last: this order serves it directly.
+    "tasks_user_due_desc_idx": "CREATE INDEX tasks_user_due_desc_idx "
+    "ON tasks (user_id, due_at DESC NULLS LAST, id DESC)",
+    # overdue=true as a partial index on the pending tasks: but `completed` changes on every toggle.
+    "tasks_user_pending_due_idx": "CREATE INDEX tasks_user_pending_due_idx "
+    "ON tasks (user_id, due_at) WHERE NOT completed",
 }
 EXTENSIONS = ("pg_trgm", "btree_gin")  # for the candidates above; in PostgreSQL's contrib
 
@@ -76,10 +87,22 @@ QUERIES: dict[str, dict[str, Any]] = {
     "q=<rare> (~1 in 10,000)": {"q": "c0ffe"},
     "q=task (every row)": {"q": "task"},
     "offset=half": {"offset": "half"},
+    "tag=<common> (1 in 4)": {"tags": ["work"]},
+    "tag=<rare> (1 in 1,000)": {"tags": ["tax"]},
+    "tag=work&tag=home (1 in 16)": {"tags": ["work", "home"]},
+    "priority=high (1 in 4)": {"priorities": ["high"]},
+    "priority=low,medium": {"priorities": ["low", "medium"]},
+    "overdue=true": {"overdue": True},
+    "due_before=<in a week>": {"due_before": "week"},
+    "sort=due_at": {"sort": "due_at"},
+    "sort=-due_at": {"sort": "-due_at"},
+    "sort=priority": {"sort": "priority"},
+    "sort=-priority": {"sort": "-priority"},
+    "tag=<common>&sort=due_at": {"tags": ["work"], "sort": "due_at"},
 }
 
 # Each write kind: the SQL file and its parameters for the i-th task id of the big user.
-WRITE_KINDS = ("create", "toggle", "edit title", "edit description")
+WRITE_KINDS = ("create", "toggle", "edit title", "edit description", "edit priority", "edit tags", "edit due_at")
 
 
 def log_line(lines: list[str], text: str = "") -> None:
@@ -119,6 +142,23 @@ def build(server_url: str) -> str:
             """,
             {"big": BIG_USER, "small": SMALL_USER},
         )
+        # Organizing fields: priorities evenly, the tag "work" on 1 in 4 and "home" on 1 in 4
+        # (independently), "tax" on 1 in 1,000; three tasks in four have a due date, spread over
+        # two years around now (so about half of those are past).
+        conn.execute(
+            """
+            UPDATE tasks SET
+                priority = (ARRAY['none', 'low', 'medium', 'high'])[(id * 7 % 4) + 1]::task_priority,
+                tags = array_remove(ARRAY[CASE WHEN id % 4 = 1 THEN 'work' END,
+                                          CASE WHEN (id / 4) % 4 = 2 THEN 'home' END,
+                                          CASE WHEN id % 1000 = 7 THEN 'tax' END], NULL),
+                tag_keys = array_remove(ARRAY[CASE WHEN id % 4 = 1 THEN 'work' END,
+                                              CASE WHEN (id / 4) % 4 = 2 THEN 'home' END,
+                                              CASE WHEN id % 1000 = 7 THEN 'tax' END], NULL),
+                due_at = CASE WHEN id % 4 <> 3 THEN now() + ((id * 7919 % 730) - 365) * interval '1 day' END
+            """
+        )
+        conn.execute("VACUUM FULL tasks")  # the updates above left every row twice; as a fresh load
         conn.execute("VACUUM ANALYZE tasks")
         counts: dict[str, int] = dict(conn.execute("SELECT user_id, count(*) FROM tasks GROUP BY user_id").fetchall())
     assert counts[BIG_USER] == USER_TASKS[BIG_USER] and counts[SMALL_USER] == USER_TASKS[SMALL_USER], counts
@@ -204,11 +244,18 @@ def page_params(user: str, given: dict[str, Any]) -> dict[str, Any]:
         "limit": PAGE,
         "offset": 0,
         **NO_CURSOR,
+        "priorities": None,
+        "tags": None,
+        "due_before": None,
+        "due_after": None,
+        "overdue": None,
     }
     params.update(given)
     params["pattern"] = contains_pattern(params.pop("q", None))
     if params["offset"] == "half":
         params["offset"] = USER_TASKS[user] // 2
+    if params["due_before"] == "week":
+        params["due_before"] = datetime.now(UTC) + timedelta(days=7)
     return params
 
 
@@ -332,10 +379,18 @@ def write_params(kind: str, user: str, task: tuple[int, str], i: int) -> tuple[s
     if kind == "toggle":
         return "tasks/toggle_completed", base
     kept = {f"set_{name}": False for name in ("priority", "tags", "due_at", "recurrence")}
-    kept |= {"priority": None, "tags": None, "tag_keys": None, "due_at": None, "recurrence": None}
+    kept |= {"priority": None, "tags": None, "tag_keys": None, "due_at": None, "recurrence": None, "description": None}
     edit = {**base, **kept, "set_description": kind == "edit description", "completed": None}
     if kind == "edit title":
         return "tasks/update", {**edit, "title": f"renamed {i}", "description": None}
+    if kind == "edit priority":
+        return "tasks/update", {**edit, "title": title, "set_priority": True, "priority": ("low", "high")[i % 2]}
+    if kind == "edit tags":
+        tags = [f"t{i % 50}", "work"]
+        return "tasks/update", {**edit, "title": title, "set_tags": True, "tags": tags, "tag_keys": tags}
+    if kind == "edit due_at":
+        due = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i)
+        return "tasks/update", {**edit, "title": title, "set_due_at": True, "due_at": due}
     return "tasks/update", {**edit, "title": title, "description": f"changed {i}"}
 
 

@@ -3,16 +3,23 @@
 -- Runs on a populated table without a long lock:
 -- - ADD COLUMN with a constant default (or none) changes only the catalog (PostgreSQL 11+): no
 --   rewrite, no scan; it still needs a moment of ACCESS EXCLUSIVE, so lock_timeout makes it give
---   up (and the operator retry) rather than queue every reader and writer behind a long transaction;
+--   up after 3 s (and the operator retry: every statement is idempotent) rather than queue every
+--   reader and writer behind a long transaction for as long as that one lasts;
 -- - the CHECK constraints are added NOT VALID (no scan under the exclusive lock) and validated
 --   afterwards under SHARE UPDATE EXCLUSIVE, which lets reads and writes through;
 -- - the indexes are built CONCURRENTLY, which cannot run in a transaction block: hence
 --   `transactional: false` (each statement commits on its own, as in 0004).
 -- Every existing row stays valid: priority 'none', no tags, no due date, no recurrence.
-SET lock_timeout = '5s';
+SET lock_timeout = '3s';
 
 -- none < low < medium < high: an enum sorts in the order of its labels (sort=priority).
-CREATE TYPE task_priority AS ENUM ('none', 'low', 'medium', 'high');
+-- Every statement here can run again: a run that gave up on lock_timeout is simply retried.
+DO $$
+BEGIN
+    CREATE TYPE task_priority AS ENUM ('none', 'low', 'medium', 'high');
+EXCEPTION WHEN duplicate_object THEN NULL;
+END
+$$;
 
 -- tags: as given (trimmed, the first spelling of each case-insensitive duplicate, in order).
 -- tag_keys: the same tags case-folded, in the same order, written with them: what tag= and
@@ -22,22 +29,24 @@ CREATE TYPE task_priority AS ENUM ('none', 'low', 'medium', 'high');
 -- creates nothing more.
 -- Neither tag_keys, occurrence nor recurred is ever returned to clients.
 ALTER TABLE tasks
-    ADD COLUMN priority task_priority NOT NULL DEFAULT 'none',
-    ADD COLUMN tags text[] NOT NULL DEFAULT '{}',
-    ADD COLUMN tag_keys text[] NOT NULL DEFAULT '{}',
-    ADD COLUMN due_at timestamptz,
-    ADD COLUMN recurrence text,
-    ADD COLUMN completed_at timestamptz,
-    ADD COLUMN occurrence integer NOT NULL DEFAULT 1,
-    ADD COLUMN recurred boolean NOT NULL DEFAULT false;
+    ADD COLUMN IF NOT EXISTS priority task_priority NOT NULL DEFAULT 'none',
+    ADD COLUMN IF NOT EXISTS tags text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS tag_keys text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS due_at timestamptz,
+    ADD COLUMN IF NOT EXISTS recurrence text,
+    ADD COLUMN IF NOT EXISTS completed_at timestamptz,
+    ADD COLUMN IF NOT EXISTS occurrence integer NOT NULL DEFAULT 1,
+    ADD COLUMN IF NOT EXISTS recurred boolean NOT NULL DEFAULT false;
 
-ALTER TABLE tasks ADD CONSTRAINT tasks_organizing_check CHECK (
-    cardinality(tags) <= 20
-    AND cardinality(tag_keys) = cardinality(tags)
-    AND (recurrence IS NULL OR (due_at IS NOT NULL AND length(recurrence) <= 200))
-    AND (completed OR completed_at IS NULL)
-    AND occurrence >= 1
-) NOT VALID;
+ALTER TABLE tasks
+    DROP CONSTRAINT IF EXISTS tasks_organizing_check,
+    ADD CONSTRAINT tasks_organizing_check CHECK (
+        cardinality(tags) <= 20
+        AND cardinality(tag_keys) = cardinality(tags)
+        AND (recurrence IS NULL OR (due_at IS NOT NULL AND length(recurrence) <= 200))
+        AND (completed OR completed_at IS NULL)
+        AND occurrence >= 1
+    ) NOT VALID;
 ALTER TABLE tasks VALIDATE CONSTRAINT tasks_organizing_check;
 
 RESET lock_timeout;
