@@ -384,9 +384,11 @@ def write_params(kind: str, user: str, task: tuple[int, str], i: int) -> tuple[s
     if kind == "edit title":
         return "tasks/update", {**edit, "title": f"renamed {i}", "description": None}
     if kind == "edit priority":
-        return "tasks/update", {**edit, "title": title, "set_priority": True, "priority": ("low", "high")[i % 2]}
+        # Each pass over the rows (i // WRITES) sets the other value: every edit changes the row.
+        priority = ("low", "high")[(i // WRITES) % 2]
+        return "tasks/update", {**edit, "title": title, "set_priority": True, "priority": priority}
     if kind == "edit tags":
-        tags = [f"t{i % 50}", "work"]
+        tags = [f"t{i}", "work"]
         return "tasks/update", {**edit, "title": title, "set_tags": True, "tags": tags, "tag_keys": tags}
     if kind == "edit due_at":
         due = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i)

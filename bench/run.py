@@ -22,7 +22,8 @@ What it does, in one run (about 5 minutes; the first run also builds the 1M-row 
    scans and cost per write (bench/indexes.py's measurement).
 
 Environment knobs: BENCH_DURATION_S (8), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-BENCH_SLICES (4), BENCH_SCENARIOS (comma-separated subset), BENCH_SCALE=0 (skip the scale part), BENCH_WORKERS2=0 (skip
+BENCH_SLICES (4), BENCH_SCENARIOS (comma-separated subset), BENCH_SCALE=0 (skip the scale part),
+BENCH_ORGANIZING=0 (skip the organizing part: a 50,000-task user's filtered and sorted pages), BENCH_WORKERS2=0 (skip
 the WORKERS=2 run), BENCH_OBSERVABILITY=0 (skip the cost of metrics and JSON access logs: the service with
 METRICS_ENABLED, ACCESS_LOG and LOG_FORMAT=json at INFO against the same with all of it off, interleaved).
 A JSON copy of the results goes to reports/bench-<time>.json.
@@ -59,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from app.db import SqlFiles  # noqa: E402
 from app.embedded_pg import EmbeddedPostgres  # noqa: E402
 from app.migrate import apply  # noqa: E402
+from app.tasks.paging import NO_CURSOR  # noqa: E402
 
 SCENARIOS = ("list", "get", "create", "update", "toggle", "mix")
 USERS = 100
@@ -152,6 +154,7 @@ class Report:
     explain: dict[str, str] = field(default_factory=dict)
     background_busy_cores: float = 0.0
     indexes: list[dict[str, Any]] = field(default_factory=list)
+    organizing: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- database ------------------------------------------------------------------------------------
@@ -352,6 +355,8 @@ def explain(url: str, user_id: str, task_id: int) -> str:
         "sort": "-created_at",
         "limit": 20,
         "offset": 0,
+        **NO_CURSOR,
+        **NO_ORGANIZING,
     }
     out = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -502,12 +507,12 @@ def running(
 # --- wrk ----------------------------------------------------------------------------------------
 
 
-def wrk(url: str, scenario: str, data: Path, seconds: int, query: str = "") -> Result:
+def wrk(url: str, scenario: str, data: Path, seconds: int, query: str = "", connections: int = CONNECTIONS) -> Result:
     env = {**os.environ, "BENCH_DATA": str(data), "BENCH_SCENARIO": scenario, "BENCH_QUERY": query}
     command = [
         "wrk",
-        f"-t{THREADS}",
-        f"-c{CONNECTIONS}",
+        f"-t{min(THREADS, connections)}",
+        f"-c{connections}",
         f"-d{seconds}s",
         "--timeout",
         "5s",
@@ -522,10 +527,12 @@ def wrk(url: str, scenario: str, data: Path, seconds: int, query: str = "") -> R
     raise RuntimeError(f"wrk gave no result:\n{done.stdout}\n{done.stderr}")
 
 
-def measure(url: str, scenario: str, data: Path, query: str = "", seconds: int = DURATION_S) -> Result:
+def measure(
+    url: str, scenario: str, data: Path, query: str = "", seconds: int = DURATION_S, connections: int = CONNECTIONS
+) -> Result:
     if WARMUP_S:
-        wrk(url, scenario, data, WARMUP_S, query)
-    return wrk(url, scenario, data, seconds, query)
+        wrk(url, scenario, data, WARMUP_S, query, connections)
+    return wrk(url, scenario, data, seconds, query, connections)
 
 
 def compare(urls: list[str], scenario: str, data: Path) -> list[Result]:
@@ -829,6 +836,8 @@ def main() -> int:
 
         if os.environ.get("BENCH_SCALE", "1") != "0":
             run_scale(report, server_url, bench_url, users, ids, reports_dir)
+        if os.environ.get("BENCH_ORGANIZING", "1") != "0":
+            run_organizing(report, server_url, reports_dir)
 
     # Exit status: non-zero when a request failed; a missed target is reported, not a failure
     # (figures on a shared machine move with the neighbours' load).
@@ -958,6 +967,121 @@ def run_scale(
     first = scale_users[len(scale_users) // 2]
     report.explain[f"{SCALE_DB}, {SCALE_TASKS:,} tasks"] = explain(scale_url, first, scale_ids[first][50])
     report.scale = {"rows": rows}
+
+
+# --- organizing: the list's filters and sorts for a user with 50,000 tasks ----------------------------
+
+ORGANIZING_DB = "tasks_bench_organizing"
+ORGANIZING_USER = "bench-org"
+ORGANIZING_TASKS = 50_000
+NO_ORGANIZING: dict[str, Any] = {
+    "priorities": None,
+    "tags": None,
+    "due_before": None,
+    "due_after": None,
+    "overdue": None,
+}
+# Each page of 20 (the query string) and the list statement's organizing parameters for EXPLAIN.
+ORGANIZING_PAGES: dict[str, dict[str, Any]] = {
+    "?limit=20": {},
+    "?limit=20&tag=work": {"tags": ["work"]},
+    "?limit=20&tag=tax": {"tags": ["tax"]},
+    "?limit=20&priority=high": {"priorities": ["high"]},
+    "?limit=20&overdue=true": {"overdue": True},
+    "?limit=20&sort=due_at": {"sort": "due_at"},
+    "?limit=20&sort=-due_at": {"sort": "-due_at"},
+    "?limit=20&sort=priority": {"sort": "priority"},
+    "?limit=20&tag=work&sort=due_at": {"tags": ["work"], "sort": "due_at"},
+}
+TARGET_ORGANIZING_P99_MS = 20.0
+ORGANIZING_CONNECTIONS = env_int("BENCH_ORGANIZING_CONNECTIONS", 1)
+
+
+def organizing_database(server_url: str) -> str:
+    """A user with 50,000 tasks among 200 others with 100 each: priorities evenly, the tag `work` on
+    1 in 4, `home` on 1 in 4, `tax` on 1 in 1,000, due dates on 3 in 4 over two years around now."""
+    url = recreate_database(server_url, ORGANIZING_DB)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (id, task_count) SELECT 'org-' || u, 100 FROM generate_series(1, 200) u"
+            " UNION ALL SELECT %s, %s",
+            (ORGANIZING_USER, ORGANIZING_TASKS),
+        )
+        conn.execute(
+            """
+            INSERT INTO tasks (user_id, title, description, completed, created_at, priority, tags, tag_keys, due_at)
+            SELECT CASE WHEN g <= %(big)s THEN %(user)s ELSE 'org-' || (g %% 200 + 1) END,
+                   format('%%s task %%s', left(md5(g::text), 8), g), NULL, g %% 10 < 3,
+                   now() - (70000 - g) * interval '1 minute',
+                   (ARRAY['none', 'low', 'medium', 'high'])[(g * 7 %% 4) + 1]::task_priority,
+                   k.keys, k.keys,
+                   CASE WHEN g %% 4 <> 3 THEN now() + ((g * 7919 %% 730) - 365) * interval '1 day' END
+            FROM generate_series(1, %(big)s + 20000) g,
+                 LATERAL (SELECT array_remove(ARRAY[CASE WHEN g %% 4 = 1 THEN 'work' END,
+                                                    CASE WHEN (g / 4) %% 4 = 2 THEN 'home' END,
+                                                    CASE WHEN g %% 1000 = 7 THEN 'tax' END], NULL) AS keys) k
+            """,
+            {"big": ORGANIZING_TASKS, "user": ORGANIZING_USER},
+        )
+        conn.execute("VACUUM ANALYZE tasks")
+    return url
+
+
+def explain_organizing(url: str, given: dict[str, Any]) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the page as the service runs it: list.sql unprepared (a plan for
+    these values), or list_newest.sql when nothing of it applies."""
+    params: dict[str, Any] = {
+        "user_id": ORGANIZING_USER,
+        "completed": None,
+        "pattern": None,
+        "sort": "-created_at",
+        "limit": 21,
+        "offset": 0,
+        **NO_CURSOR,
+        **NO_ORGANIZING,
+        **given,
+    }
+    name = "list_newest" if not given else "list"
+    query = (ROOT / "sql" / "tasks" / f"{name}.sql").read_bytes()
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(b"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + query, params, prepare=False).fetchall()
+    return "\n".join(r[0] for r in rows)
+
+
+def run_organizing(report: Report, server_url: str, reports_dir: Path) -> None:
+    """Pages of 20 with the organizing filters and sorts for the 50,000-task user, over HTTP (wrk),
+    and their plans."""
+    log(f"organizing: building {ORGANIZING_DB} ({ORGANIZING_TASKS:,}-task user)")
+    url = organizing_database(server_url)
+    with psycopg.connect(url) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM tasks WHERE user_id = %s LIMIT 100", (ORGANIZING_USER,))]
+    data = write_lua_data(reports_dir / "bench-data-organizing.lua", {ORGANIZING_USER: ids}, [])
+    seconds = max(3, DURATION_S // 2)
+    with running("app.serve", url, token(ORGANIZING_USER)) as service:
+        for query, given in ORGANIZING_PAGES.items():
+            log(f"organizing: list {query}")
+            # One connection: the latency of a page by itself (32 connections on one worker measure
+            # the queue in front of it: throughput, not the page's cost).
+            result = measure(service.url, "list", data, query, seconds, connections=ORGANIZING_CONNECTIONS)
+            report.organizing.append(
+                {
+                    "request": query,
+                    "rps": result.rps,
+                    "p50_ms": result.p50_ms,
+                    "p99_ms": result.p99_ms,
+                    "errors": result.errors,
+                }
+            )
+            report.explain[f"{ORGANIZING_DB}, {query}"] = explain_organizing(url, given)
+    print(
+        f"\nOrganizing: pages of 20 for a user with {ORGANIZING_TASKS:,} tasks, {ORGANIZING_CONNECTIONS} connection(s)"
+        f" (target p99 <= {TARGET_ORGANIZING_P99_MS} ms)"
+    )
+    print(f"{'request':<36} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for row in report.organizing:
+        print(f"{row['request']:<36} {row['rps']:>8.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} {row['errors']:>6}")
+    for query in ORGANIZING_PAGES:
+        print(f"\n-- EXPLAIN (ANALYZE, BUFFERS) {query}\n{report.explain[f'{ORGANIZING_DB}, {query}']}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 -- transactional: false
 SET lock_timeout = '3s';
+DROP INDEX CONCURRENTLY IF EXISTS tasks_user_priority_idx;
+DROP INDEX CONCURRENTLY IF EXISTS tasks_user_due_desc_idx;
 DROP INDEX CONCURRENTLY IF EXISTS tasks_user_due_idx;
 DROP INDEX CONCURRENTLY IF EXISTS tasks_user_tags_idx;
 ALTER TABLE tasks

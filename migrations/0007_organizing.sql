@@ -57,6 +57,13 @@ RESET lock_timeout;
 -- tag=: every tag named (case-folded) must be in tag_keys: `tag_keys @> ARRAY[...]`, per user.
 DROP INDEX CONCURRENTLY IF EXISTS tasks_user_tags_idx;
 CREATE INDEX CONCURRENTLY tasks_user_tags_idx ON tasks USING gin (user_id, tag_keys);
--- sort=due_at / -due_at, due_before=, due_after=, overdue=true.
+-- sort=due_at, due_before=, due_after=, overdue=true.
 DROP INDEX CONCURRENTLY IF EXISTS tasks_user_due_idx;
 CREATE INDEX CONCURRENTLY tasks_user_due_idx ON tasks (user_id, due_at, id);
+-- sort=-due_at: the tasks without a due date last, which the index above read backwards cannot
+-- give (it puts them first).
+DROP INDEX CONCURRENTLY IF EXISTS tasks_user_due_desc_idx;
+CREATE INDEX CONCURRENTLY tasks_user_due_desc_idx ON tasks (user_id, due_at DESC NULLS LAST, id DESC);
+-- priority= (its total counted from the index alone) and sort=priority / -priority.
+DROP INDEX CONCURRENTLY IF EXISTS tasks_user_priority_idx;
+CREATE INDEX CONCURRENTLY tasks_user_priority_idx ON tasks (user_id, priority, id);

@@ -22,16 +22,13 @@ SELECT id, user_id, title, description, completed, created_at, updated_at, versi
         FROM tasks
         WHERE user_id = %(user_id)s
           AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
-  AND (%(priorities)s::task_priority[] IS NULL OR priority = ANY (%(priorities)s::task_priority[]))
-  AND (%(tags)s::text[] IS NULL OR tag_keys @> %(tags)s::text[])
-  AND (%(due_before)s::timestamptz IS NULL OR due_at < %(due_before)s::timestamptz)
-  AND (%(due_after)s::timestamptz IS NULL OR due_at >= %(due_after)s::timestamptz)
-  AND (%(overdue)s::boolean IS NULL OR (coalesce(due_at < now(), false) AND NOT completed) = %(overdue)s::boolean)
           AND (%(priorities)s::task_priority[] IS NULL OR priority = ANY (%(priorities)s::task_priority[]))
           AND (%(tags)s::text[] IS NULL OR tag_keys @> %(tags)s::text[])
           AND (%(due_before)s::timestamptz IS NULL OR due_at < %(due_before)s::timestamptz)
           AND (%(due_after)s::timestamptz IS NULL OR due_at >= %(due_after)s::timestamptz)
-          AND (%(overdue)s::boolean IS NULL OR (coalesce(due_at < now(), false) AND NOT completed) = %(overdue)s::boolean)
+          AND (%(overdue)s::boolean IS NULL
+               OR (%(overdue)s::boolean AND due_at < now() AND NOT completed)
+               OR (NOT %(overdue)s::boolean AND (due_at IS NULL OR due_at >= now() OR completed)))
           AND (title ~* %(pattern)s::text OR description ~* %(pattern)s::text)
        ) AS total
 FROM tasks
@@ -41,7 +38,9 @@ WHERE user_id = %(user_id)s
   AND (%(tags)s::text[] IS NULL OR tag_keys @> %(tags)s::text[])
   AND (%(due_before)s::timestamptz IS NULL OR due_at < %(due_before)s::timestamptz)
   AND (%(due_after)s::timestamptz IS NULL OR due_at >= %(due_after)s::timestamptz)
-  AND (%(overdue)s::boolean IS NULL OR (coalesce(due_at < now(), false) AND NOT completed) = %(overdue)s::boolean)
+  AND (%(overdue)s::boolean IS NULL
+       OR (%(overdue)s::boolean AND due_at < now() AND NOT completed)
+       OR (NOT %(overdue)s::boolean AND (due_at IS NULL OR due_at >= now() OR completed)))
   AND (title ~* %(pattern)s::text OR description ~* %(pattern)s::text)
   AND (%(after_id)s::bigint IS NULL OR CASE %(sort)s::text
         WHEN 'created_at' THEN (created_at, id) > (%(after_time)s::timestamptz, %(after_id)s::bigint)

@@ -7,5 +7,7 @@ WHERE user_id = %(user_id)s
   AND (%(tags)s::text[] IS NULL OR tag_keys @> %(tags)s::text[])
   AND (%(due_before)s::timestamptz IS NULL OR due_at < %(due_before)s::timestamptz)
   AND (%(due_after)s::timestamptz IS NULL OR due_at >= %(due_after)s::timestamptz)
-  AND (%(overdue)s::boolean IS NULL OR (coalesce(due_at < now(), false) AND NOT completed) = %(overdue)s::boolean)
+  AND (%(overdue)s::boolean IS NULL
+       OR (%(overdue)s::boolean AND due_at < now() AND NOT completed)
+       OR (NOT %(overdue)s::boolean AND (due_at IS NULL OR due_at >= now() OR completed)))
   AND (title ~* %(pattern)s::text OR description ~* %(pattern)s::text)

@@ -21,6 +21,8 @@ export type SignIn = JsonBody<operations["SignIn"]>;
 export type TaskCreate = JsonBody<operations["CreateTask"]>;
 export type TaskUpdate = JsonBody<operations["UpdateTask"]>;
 export type ListQuery = NonNullable<operations["ListTasks"]["parameters"]["query"]>;
+export type Completion = Schemas["CompletionEnvelope"];
+export type TagCount = Schemas["TagCount"];
 
 /** Any answer outside 2xx: the API's error envelope, with its status. */
 export class ApiError extends Error {
@@ -59,7 +61,11 @@ export class TasksClient {
   async list(query: ListQuery = {}): Promise<TaskList> {
     const search = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) {
-      if (value !== undefined && value !== null) search.set(key, String(value));
+      if (Array.isArray(value)) {
+        for (const one of value) search.append(key, String(one)); // tag=a&tag=b: every one must hold
+      } else if (value !== undefined && value !== null) {
+        search.set(key, String(value));
+      }
     }
     const suffix = search.size > 0 ? `?${search}` : "";
     const answer: JsonOk<operations["ListTasks"], 200> = await this.call("GET", `/api/tasks/${suffix}`);
@@ -96,6 +102,28 @@ export class TasksClient {
 
   async remove(id: number): Promise<void> {
     await this.call("DELETE", `/api/tasks/${id}`);
+  }
+
+  /** Completes (or toggles) and also returns the next occurrence a recurring task got, if any. */
+  async completeWithNext(id: number, completed?: boolean): Promise<Completion> {
+    const body: JsonBody<operations["CompleteTask"]> | undefined =
+      completed === undefined ? undefined : { completed };
+    return await this.call("PATCH", `/api/tasks/${id}/complete`, body);
+  }
+
+  /** My tags, most used first, with how many tasks carry each. */
+  async tags(): Promise<TagCount[]> {
+    const answer: JsonOk<operations["ListTags"], 200> = await this.call("GET", "/api/tags");
+    return answer.data;
+  }
+
+  /** Deletes every completed task; how many were deleted. */
+  async clearCompleted(): Promise<number> {
+    const answer: JsonOk<operations["ClearCompletedTasks"], 200> = await this.call(
+      "DELETE",
+      "/api/tasks?completed=true",
+    );
+    return answer.data.deleted;
   }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -25,6 +25,22 @@ async function main(baseUrl: string): Promise<void> {
   check(updated.title === "Buy oat milk" && updated.description === null, "update via PUT");
   check((await api.complete(created.id)).completed, "toggle via PATCH");
   check(!(await api.complete(created.id, false)).completed, "set via PATCH");
+
+  // Organizing: tags, a weekly recurrence, the filters, the tag counts, clearing completed tasks.
+  const gym = await api.create({
+    title: "Gym",
+    priority: "high",
+    tags: ["Health", "health", "routine"],
+    due_at: "2026-11-30T07:00:00+01:00",
+    recurrence: "FREQ=WEEKLY;BYDAY=MO,TH",
+  });
+  check(gym.tags.join() === "Health,routine" && gym.due_at === "2026-11-30T06:00:00Z", "tags and due_at");
+  const done = await api.completeWithNext(gym.id);
+  check(done.data.completed && done.meta.next?.due_at === "2026-12-03T06:00:00Z", "the next occurrence");
+  const healthy = await api.list({ tag: ["HEALTH", "routine"], priority: "high", sort: "due_at", limit: 20 });
+  check(healthy.meta.total === 2, "tag and priority filters");
+  check((await api.tags())[0]?.name === "Health", "tag counts");
+  check((await api.clearCompleted()) === 1, "clear completed");
   await api.remove(created.id);
   try {
     await api.get(created.id);
