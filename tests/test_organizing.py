@@ -707,3 +707,11 @@ def test_filters_are_the_callers_only(
     assert listed(client, other_user, tag="work") == []
     assert listed(client, other_user, priority="high") == []
     assert listed(client, other_user, overdue="true") == []
+
+
+def test_due_filters_beyond_the_calendar_in_utc_match_nothing_or_everything(
+    client: httpx.Client, user: User, organized: dict[str, int]
+) -> None:
+    """Valid RFC 3339 whose UTC form is before year 1 or after 9999: before or after every due date."""
+    assert listed(client, user, due_before="0001-01-01T00:00:00+01:00") == []
+    assert names(organized, listed(client, user, due_before="9999-12-31T23:59:59-01:00", sort="created_at")) == "abdegh"

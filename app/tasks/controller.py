@@ -212,11 +212,14 @@ def _moment(name: str, text: str | None) -> datetime | None:
         return None
     try:
         moment = msgspec.convert(text, DueAt)
-        return moment.astimezone(UTC)
-    except (msgspec.ValidationError, OverflowError):
+    except msgspec.ValidationError:
         raise InvalidInput(
             [FieldError(name, f"{name} must be an RFC 3339 timestamp with an offset or Z, e.g. 2026-12-01T09:00:00Z")]
         ) from None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # before year 1 or after 9999 once in UTC: before or after every due date
+        return datetime.min.replace(tzinfo=UTC) if moment.year == 1 else datetime.max.replace(tzinfo=UTC)
 
 
 def _organizing_filters(
@@ -321,6 +324,7 @@ class TasksController(Controller):
                 max_length=64,
                 description="Only tasks due before this time (exclusive): RFC 3339 with an offset or Z "
                 "(encode `+` as `%2B`).",
+                schema_extra={"format": "date-time"},
             ),
         ] = None,
         due_after: Annotated[
@@ -328,6 +332,7 @@ class TasksController(Controller):
             Parameter(
                 max_length=64,
                 description="Only tasks due at or after this time (inclusive): RFC 3339 with an offset or Z.",
+                schema_extra={"format": "date-time"},
             ),
         ] = None,
         overdue: Annotated[
