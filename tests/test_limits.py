@@ -249,6 +249,7 @@ def test_task_writes_beyond_the_rate_are_429_with_retry_after(
                 ("PUT", path, task_body()),
                 ("PATCH", f"{path}/complete", None),
                 ("DELETE", path, None),
+                ("DELETE", "/api/tasks?completed=true", None),  # clearing completed tasks is a write too
             ):
                 response = http.request(method, url, json=body, headers=owner.headers)
                 retry_after(response, at_most=15)  # one write per 15 s at 4 per minute
