@@ -251,7 +251,10 @@ def test_openapi_documents_bodies_envelopes_and_the_bearer_scheme(openapi: dict[
     assert create_body["required"] is True
     create_schema = create_body["content"]["application/json"]["schema"]
     assert create_schema["required"] == ["title"]
-    assert set(create_schema["properties"]) == {"title", "description", "completed"}
+    assert set(create_schema["properties"]) == {
+        *("title", "description", "completed"),
+        *("priority", "tags", "due_at", "recurrence"),
+    }
     put_schema = openapi["paths"]["/api/tasks/{task_id}"]["put"]["requestBody"]["content"]["application/json"]
     assert put_schema["schema"]["required"] == ["title"]
     patch_body = openapi["paths"]["/api/tasks/{task_id}/complete"]["patch"]["requestBody"]

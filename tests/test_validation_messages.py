@@ -21,7 +21,12 @@ from app.errors import FieldError, plain_rule
         ("limit=5000", "limit must be an integer between 1 and 1000", "limit"),
         ("limit=abc", "limit must be an integer between 1 and 1000", "limit"),
         ("offset=-1", "offset must be an integer of at least 0", "offset"),
-        ("sort=bad", "sort must be one of: created_at, -created_at, updated_at, -updated_at, title, -title", "sort"),
+        (
+            "sort=bad",
+            "sort must be one of: created_at, -created_at, updated_at, -updated_at, title, -title, due_at, -due_at, "
+            "priority, -priority",
+            "sort",
+        ),
         ("completed=maybe", "completed must be one of: true, false", "completed"),
         ("status=done", "status must be one of: all, pending, completed", "status"),
         ("q=a%00b", "q is not in the accepted format", "q"),
