@@ -1,5 +1,5 @@
-"""The purge of what sync keeps for a while (idempotency keys; deletion tombstones): nothing grows
-without bound. Each worker runs it at start and then every `PURGE_INTERVAL_S`; several workers or
+"""The purge of what sync keeps for a while (idempotency keys; deletion tombstones; the event
+streams' rows of workers that died; unused event tickets): nothing grows without bound. Each worker runs it at start and then every `PURGE_INTERVAL_S`; several workers or
 instances purging at once only share the work (each batch deletes rows the others no longer see).
 """
 
@@ -35,6 +35,8 @@ class Purger:
         self.jobs: list[tuple[bytes, dict[str, Any]]] = [
             (sql["idempotency/purge"], {"ttl_s": idempotency_ttl_s, "batch": PURGE_BATCH}),
             (sql["sync/purge_tombstones"], {"ttl_s": tombstone_ttl_s, "batch": PURGE_BATCH}),
+            (sql["events/purge_streams"], {"batch": PURGE_BATCH}),
+            (sql["events/purge_tickets"], {"batch": PURGE_BATCH}),
         ]
 
     async def purge_once(self) -> int:
