@@ -240,7 +240,7 @@ def test_expired_tickets_and_dead_workers_streams_are_purged(
     )
     serve(base_settings)  # every worker purges when it starts
     for table in ("event_tickets", "event_streams"):
-        query = f"SELECT count(*) FROM {table} WHERE user_id = %s"  # noqa: S608 (a table name of ours)
+        query = f"SELECT count(*) FROM {table} WHERE user_id = %s"
         wait_until(lambda q=query: db.execute(q, (user.id,)).fetchone() == (0,), timeout=10, what=f"{table} purged")
 
 
@@ -311,7 +311,10 @@ def test_the_stream_cap_across_instances_429_and_a_closed_stream_frees_its_place
 
 def test_no_notification_unless_the_user_has_a_stream_open(database_url: str, user: User) -> None:
     """The trigger's condition (a NOTIFY serializes commits): only users with a stream are notified."""
-    with psycopg.connect(database_url, autocommit=True) as listener, psycopg.connect(database_url, autocommit=True) as w:
+    with (
+        psycopg.connect(database_url, autocommit=True) as listener,
+        psycopg.connect(database_url, autocommit=True) as w,
+    ):
         listener.execute("LISTEN task_changes")
         w.execute("INSERT INTO users (id) VALUES (%s)", (user.id,))
         w.execute("INSERT INTO tasks (user_id, title) VALUES (%s, 'quiet')", (user.id,))

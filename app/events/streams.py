@@ -37,7 +37,6 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from time import monotonic
 from typing import Any
 
 import msgspec
@@ -51,7 +50,7 @@ from app.config import Settings
 from app.db import SqlFiles
 from app.errors import RateLimited
 from app.http.shutdown import on_server_shutdown
-from app.sync.changes import ChangeFeed, ChangePage, CursorExpired, Cursor
+from app.sync.changes import ChangeFeed, ChangePage, Cursor, CursorExpired
 
 logger = logging.getLogger("app.events")
 

@@ -1,6 +1,7 @@
-"""The purge of what sync keeps for a while (idempotency keys; deletion tombstones; the event
-streams' rows of workers that died; unused event tickets): nothing grows without bound. Each worker runs it at start and then every `PURGE_INTERVAL_S`; several workers or
-instances purging at once only share the work (each batch deletes rows the others no longer see).
+"""The purge of what sync keeps for a while (idempotency keys; deletion tombstones; the rows of
+event streams whose worker died; unused event tickets): nothing grows without bound. Each worker
+runs it at start and then every `PURGE_INTERVAL_S`; several workers or instances purging at once
+only share the work (each batch deletes rows the others no longer see).
 """
 
 from __future__ import annotations
