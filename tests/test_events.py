@@ -147,6 +147,14 @@ def test_every_kind_of_change_arrives_within_a_second_as_the_feed_gives_it(live:
     assert after.json()["data"] == []
 
 
+def test_head_answers_the_streams_headers_and_ends(live: LiveServer, user: User) -> None:
+    response = httpx.head(events_url(live), headers=user.headers, timeout=5)
+    assert response.status_code == 200 and response.content == b""
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert_error(httpx.get(events_url(live), timeout=5), 401)  # (HEAD of that: the same status)
+    assert httpx.head(events_url(live), timeout=5).status_code == 401
+
+
 def test_a_stream_sees_only_its_callers_changes(live: LiveServer, user: User, other_user: User) -> None:
     with Sse(events_url(live), user.headers) as sse:
         sse.opening_id()

@@ -17,6 +17,7 @@ from litestar.response import Stream
 
 from app.auth.tokens import Caller
 from app.body import ApiOperation, documented_headers, header_value
+from app.edge import HEAD_REQUEST
 from app.errors import error_responses
 from app.events.streams import StreamHub
 from app.events.tickets import MAX_TICKET_CHARS, TICKET_TTL_S, Tickets
@@ -96,6 +97,8 @@ class EventsController(Controller):
         EVENTS_MAX_STREAMS_PER_USER open streams per user (429 with Retry-After)."""
         resume = header_value(request, b"last-event-id") or since
         cursor = None if resume is None else Cursor.decode(resume)
+        if request.scope.get(HEAD_REQUEST):  # the headers of the stream, and no stream
+            return Stream((), media_type="text/event-stream", headers=_STREAM_HEADERS)
         stream = await streams.open(request.user)
         try:
             start, first = await streams.first_page(stream, cursor)
