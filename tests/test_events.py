@@ -286,6 +286,51 @@ def test_an_idle_stream_holds_no_pool_connection_and_a_worker_one_listener(
             sse.close()
 
 
+def test_a_lost_listener_reconnects_and_its_streams_catch_up(
+    serve: Callable[[Settings], LiveServer], base_settings: Settings, db: Any
+) -> None:
+    """Notifications sent while the listener was away are lost; the streams read once it is back."""
+    server = serve(base_settings.with_(events_heartbeat_s=30))  # no heartbeat read within the test
+    user = User()
+    with Sse(events_url(server), user.headers) as sse:
+        sse.opening_id()
+        time.sleep(1.0)  # past the re-read after opening
+        worker = server.server.config.app.state.streams.worker
+        killed = db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = left('tasks-api-listener ' || %s, 63)",
+            (worker,),
+        ).fetchall()
+        assert killed == [(True,)]
+        task = create(server.url, user, "while the listener was away")
+        assert change_of(sse.next_change(timeout=5))["task"]["id"] == task["id"]
+        # And it listens again.
+        wait_until(lambda: server.server.config.app.state.streams.listening, timeout=5, what="listening again")
+        again = create(server.url, user, "after")
+        assert change_of(sse.next_change())["task"]["id"] == again["id"]
+
+
+def test_a_write_begun_before_the_stream_registered_still_arrives(
+    serve: Callable[[Settings], LiveServer], base_settings: Settings, database_url: str
+) -> None:
+    """The trigger ran before the stream's row existed (no NOTIFY), the commit comes after the
+    stream's first read: the re-read shortly after opening delivers it."""
+    server = serve(base_settings.with_(events_heartbeat_s=30))  # no heartbeat read within the test
+    user = User()
+    task = create(server.url, user, "before")
+    with psycopg.connect(database_url) as writer:
+        writer.execute(
+            "UPDATE tasks SET title = 'racing', version = version + 1, change_xid = pg_current_xact_id()"
+            " WHERE user_id = %s AND id = %s",
+            (user.id, task["id"]),
+        )
+        with Sse(events_url(server), user.headers) as sse:
+            sse.opening_id()
+            writer.commit()
+            change = change_of(sse.next_change(timeout=2))
+            assert (change["task"]["id"], change["task"]["title"]) == (task["id"], "racing")
+
+
 def test_the_stream_cap_across_instances_429_and_a_closed_stream_frees_its_place(
     serve: Callable[[Settings], LiveServer], base_settings: Settings, db: Any
 ) -> None:
@@ -423,7 +468,10 @@ def test_sigterm_with_open_streams_exits_promptly_and_finishes_a_request_in_flig
     server = ServerProcess({"DATABASE_URL": database_url, "JWT_SECRET": SECRET}, tmp_path / "server.log").start()
     try:
         user = User()
-        streams = [Sse(events_url(server), user.headers) for _ in range(3)]
+        ticket = httpx.post(f"{server.url}/api/events/ticket", headers=user.headers, timeout=5).json()["data"]["ticket"]
+        streams = [Sse(events_url(server), user.headers) for _ in range(2)]
+        streams.append(Sse(events_url(server), params={"ticket": ticket}))
+        assert httpx.get(events_url(server), params={"ticket": ticket}, timeout=5).status_code == 401
         for sse in streams:
             sse.opening_id()
         # A normal request in flight: its head sent, its body not yet.
@@ -445,5 +493,7 @@ def test_sigterm_with_open_streams_exits_promptly_and_finishes_a_request_in_flig
         assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
         assert server.wait(timeout=5) == 0
         assert time.monotonic() - began < 5  # the grace period is 10 s
+        assert ticket not in server.output()  # access lines carry the path, never the query
+        assert "GET /api/events" in server.output() or '"path":"/api/events"' in server.output()
     finally:
         server.stop()
