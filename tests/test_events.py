@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from assertions import assert_error
 from conftest import SECRET, LiveServer, User
-from harness import ServerProcess, wait_until
+from harness import ServerProcess, recording, wait_until
 
 from app.config import Settings
 
@@ -460,6 +460,12 @@ def test_events_behind_pgbouncer_with_a_direct_listen_url(pooled_settings: Setti
             time.sleep(0.2)
             task = create(server.url, user, "pooled")
             assert change_of(sse.next_change())["task"]["id"] == task["id"]
+
+
+def test_listening_through_a_pooler_is_warned_about(pooled_settings: Settings) -> None:
+    with recording("app.events") as log, LiveServer(pooled_settings):
+        pass
+    assert "DATABASE_LISTEN_URL" in log.text()
 
 
 def test_sigterm_with_open_streams_exits_promptly_and_finishes_a_request_in_flight(

@@ -108,6 +108,9 @@ class StreamHub:
         self.max_per_user = settings.events_max_streams_per_user
         self.ttl_s = settings.events_heartbeat_s * EXPIRY_HEARTBEATS
         self.connect_timeout = max(1, round(settings.db_pool_timeout_s))
+        # Prepared statements off is how the service is told it runs behind a transaction pooler,
+        # through which LISTEN receives nothing (streams would still get changes, at heartbeats).
+        self.listen_through_pooler = settings.db_prepare_threshold is None and settings.database_listen_url is None
         # Which worker holds a stream (event_streams.worker, and the listener's application_name).
         self.worker = f"{socket.gethostname()[:32]}/{os.getpid()}/{secrets.token_hex(4)}"
         self.closing = False
@@ -298,6 +301,12 @@ class StreamHub:
     @asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         undo = on_server_shutdown(self.shut_down)
+        if self.listen_through_pooler:
+            logger.warning(
+                "DB_PREPARE_THRESHOLD is empty (a transaction pooler?) and DATABASE_LISTEN_URL is not set: "
+                "LISTEN through a pooler receives nothing, so live updates would come only every "
+                "EVENTS_HEARTBEAT_S. Set DATABASE_LISTEN_URL to a direct connection string."
+            )
         self._spawn(self._listen(), "events-listener")
         self._spawn(self._renew_loop(), "events-renew")
         background = set(self._tasks)
