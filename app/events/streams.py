@@ -230,9 +230,9 @@ class StreamHub:
                     if now >= beat_at:
                         chunk = b": heartbeat\n\n"
                         beat_at = now + self.heartbeat_s
-                    elif recheck_at is not None and now >= recheck_at:
+                    if recheck_at is not None and now >= recheck_at:
                         recheck_at = None
-                    elif now < read_at + MIN_READ_INTERVAL_S:  # woken again right after a read
+                    if not chunk and now < read_at + MIN_READ_INTERVAL_S:  # woken again right after a read
                         await asyncio.sleep(read_at + MIN_READ_INTERVAL_S - now)
                     stream.wake.clear()
                     read_at = loop.time()
