@@ -6,15 +6,23 @@
 -- trigger below whether anyone is listening for a user at all. A worker renews its rows' expires_at
 -- every EVENTS_HEARTBEAT_S; a closed stream deletes its row; the rows of a worker that died expire
 -- (3 heartbeats) and are purged.
+-- Small (one row per open stream) and busy (every row renewed every heartbeat): expires_at is not
+-- indexed, so that a renewal is a HOT update (the purge reads the small table whole), with room for
+-- it on the page; autovacuum keeps the statistics current at any size, so that the trigger's lookup
+-- stays an index scan (on stale statistics the planner chose a sequential scan: measured 160 µs
+-- against 9 µs with 1,000 rows).
 CREATE TABLE event_streams (
     stream_id   uuid PRIMARY KEY,
     user_id     text NOT NULL,
     worker      text NOT NULL,
     opened_at   timestamptz NOT NULL DEFAULT now(),
     expires_at  timestamptz NOT NULL
+) WITH (
+    fillfactor = 50,
+    autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 200,
+    autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 200
 );
 CREATE INDEX event_streams_user_idx ON event_streams (user_id);
-CREATE INDEX event_streams_expires_at_idx ON event_streams (expires_at);
 
 -- `POST /api/events/ticket`: a ticket authenticates one `GET /api/events?ticket=` (the browser's
 -- EventSource cannot send an Authorization header). Only its SHA-256 is stored; using it deletes it.
