@@ -53,6 +53,11 @@ indexes:
 tail:
     {{python}} bench/tail.py
 
+# What live updates cost the write path: the service with and without the notify trigger (and with
+# other users' streams open), write scenarios interleaved (see bench/events.py).
+events-cost:
+    {{python}} bench/events.py
+
 # Load test with locust, headless, against a running server (`just dev` or `just serve` first).
 # Reports: reports/load_*.csv and reports/load.html. Tokens: JWT_SECRET (or LOAD_SIGNUP=1).
 load host=env("LOAD_HOST", "http://127.0.0.1:8000") users=env("LOAD_USERS", "50") spawn_rate=env("LOAD_SPAWN_RATE", "10") duration=env("LOAD_DURATION", "1m"):

@@ -68,6 +68,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_max_lifetime_s: int = 2_592_000
     idempotency_ttl_s: int = 86_400
     sync_tombstone_ttl_s: int = 2_592_000
+    # The listener's LISTEN needs a session: a direct URL where DATABASE_URL is a transaction pooler.
+    # None: DATABASE_URL.
+    database_listen_url: str | None = None
+    events_heartbeat_s: float = 15.0
+    events_max_streams_per_user: int = 5
     # None: the runner decides (text under `just dev`, json under `just serve`).
     log_format: str | None = None
     access_log: bool = True
@@ -185,6 +190,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             jwt_max_lifetime_s=integer("JWT_MAX_LIFETIME_S", 2_592_000, minimum=1),
             idempotency_ttl_s=integer("IDEMPOTENCY_TTL_S", 86_400, minimum=1),
             sync_tombstone_ttl_s=integer("SYNC_TOMBSTONE_TTL_S", 2_592_000, minimum=1),
+            database_listen_url=text("DATABASE_LISTEN_URL"),
+            events_heartbeat_s=number("EVENTS_HEARTBEAT_S", 15.0),
+            events_max_streams_per_user=integer("EVENTS_MAX_STREAMS_PER_USER", 5, minimum=1),
             log_format=(text("LOG_FORMAT") or "").lower() or None,
             access_log=flag("ACCESS_LOG", True),
             metrics_enabled=flag("METRICS_ENABLED", True),
@@ -247,6 +255,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("JWT_SECRET (or BETTER_AUTH_SECRET) is not set: refusing to start")
         if self.database_url is None:
             raise ConfigError("DATABASE_URL is not set: refusing to start")
+
+    @property
+    def listen_url(self) -> str | None:
+        """Where the events listener connects (`LISTEN` needs a session of its own)."""
+        return self.database_listen_url or self.database_url
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some values replaced (tests, the dev runner)."""

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -18,7 +19,9 @@ import uvicorn
 
 from app.config import ConfigError, Settings
 from app.embedded_pg import EmbeddedPostgres
+from app.http.protocol import LimitedHttpToolsProtocol
 from app.migrate import apply
+from app.serve import http_limits
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Beside where `just dev` runs (the project root): data and the dev secret outlive restarts.
@@ -66,6 +69,9 @@ def main() -> int:
             reload_dirs=[str(PROJECT_DIR / "app"), str(PROJECT_DIR / "sql")],
             reload_includes=["*.py", "*.sql"],
             log_level=settings.log_level.lower(),
+            # The protocol of `just serve`: among others, open event streams end on a reload instead
+            # of holding it (uvicorn's default waits for every response, and a stream never ends).
+            http=functools.partial(LimitedHttpToolsProtocol, limits=http_limits(settings)),  # type: ignore[arg-type]
         )
     finally:
         if server is not None:

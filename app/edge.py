@@ -37,6 +37,10 @@ _ALLOWED_METHOD_SET = frozenset(m.strip() for m in ALLOWED_METHODS.split(","))
 PREFLIGHT_MAX_AGE = "600"
 
 
+# Scope key: this GET is a HEAD request (see EdgeMiddleware).
+HEAD_REQUEST = "head_request"
+
+
 def normalize_path(path: str) -> str:
     """`//api/./tasks` -> `/api/tasks`: empty and `.` segments dropped, `..` resolved, a trailing
     slash kept (`/api/tasks/` is a route of its own). Routing and every header rule see this path,
@@ -90,8 +94,9 @@ class EdgeMiddleware:
         head = scope["method"] == "HEAD"
         if head:
             # Litestar routes HEAD only to explicit HEAD handlers: answer it as the GET (uvicorn,
-            # seeing HEAD in its own scope, sends the GET's headers without the body).
-            scope = {**scope, "method": "GET"}
+            # seeing HEAD in its own scope, sends the GET's headers without the body). A handler whose
+            # GET never ends by itself (the event stream) looks at HEAD_REQUEST.
+            scope = {**scope, "method": "GET", HEAD_REQUEST: True}  # type: ignore[assignment]
         http_scope = scope
 
         origin: bytes | None = None

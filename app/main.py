@@ -31,6 +31,9 @@ from app.db import DatabaseProbe, SqlFiles, create_pool, open_pool
 from app.docs import PinnedScalarPlugin
 from app.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
+from app.events.controller import EventsController
+from app.events.streams import StreamHub
+from app.events.tickets import Tickets
 from app.health import READY_TIMEOUT_S, HealthController
 from app.logs import AccessLog, configure_logging
 from app.metrics import flush_requests, observe_pool, worker_exited
@@ -137,6 +140,8 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     searches = ConcurrencyLimit(per_key=SEARCHES_PER_USER, total=max(1, settings.db_pool_max_size // 4))
     idempotency = Idempotency(pool, sql, settings.idempotency_ttl_s)
     changes = ChangeFeed(pool, sql, settings.sync_tombstone_ttl_s)
+    streams = StreamHub(pool, sql, changes, settings)
+    tickets = Tickets(pool, sql)
     purger = Purger(
         pool, sql, idempotency_ttl_s=settings.idempotency_ttl_s, tombstone_ttl_s=settings.sync_tombstone_ttl_s
     )
@@ -173,11 +178,13 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
 
     api = Router(
         path="/",
-        route_handlers=[TasksController, TagsController, ChangesController, MeController, *accounts],
-        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier)],
+        route_handlers=[TasksController, TagsController, ChangesController, EventsController, MeController, *accounts],
+        middleware=[DefineMiddleware(JWTAuthMiddleware, verifier=verifier, tickets=tickets)],
         dependencies={
             "tasks": Provide(lambda: tasks, use_cache=True, sync_to_thread=False),
             "changes": Provide(lambda: changes, use_cache=True, sync_to_thread=False),
+            "streams": Provide(lambda: streams, use_cache=True, sync_to_thread=False),
+            "tickets": Provide(lambda: tickets, use_cache=True, sync_to_thread=False),
             "users": Provide(lambda: users, use_cache=True, sync_to_thread=False),
             "passwords": Provide(lambda: passwords, use_cache=True, sync_to_thread=False),
             "tokens": Provide(lambda: tokens, use_cache=True, sync_to_thread=False),
@@ -186,7 +193,8 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     app = Litestar(
         route_handlers=[api, HealthController, docs_redirect],
         # The verifier's lifespan prefetches the JWKS in the background and closes its client.
-        lifespan=[lifespan, verifier.lifespan, purger.lifespan],
+        # The events hub's lifespan ends (its streams, its listener) before the pool closes.
+        lifespan=[lifespan, verifier.lifespan, purger.lifespan, streams.lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[complete_allow_header] if tracing is None else [complete_allow_header, tracing.name_span],
         openapi_config=_openapi_config(),
@@ -198,6 +206,7 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
     )
     app.state.probe = DatabaseProbe(pool, sql, READY_TIMEOUT_S)
     app.state.idempotency = idempotency
+    app.state.streams = streams
     # On the state, not dependencies: a handler with two or more dependencies has Litestar resolve
     # them in an anyio task group, a task per dependency per request (measured: toggle 442 -> 627 µs
     # of CPU per request with the write limiter as a second dependency).

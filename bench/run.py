@@ -8,7 +8,7 @@ What it does, in one run (about 5 minutes; the first run also builds the 1M-row 
    `tasks_bench_scale` holds 1,000,000 tasks across 10,000 users (one INSERT ... SELECT
    generate_series), reused while its marker says so.
    `tasks_bench_minimal` gets the same migrations and data, then `tasks` is cut down to the primary
-   key and one index for the default list, at the default fillfactor (`minimal_schema`).
+   key and one index for the default list, at the default fillfactor, without triggers (`minimal_schema`).
 3. Servers: the service (`python -m app.serve`, 1 worker), the reference (`python -m
    bench.reference_app`, same uvicorn settings, same pool settings) on the service's database (what
    the framework costs) and the same reference on `tasks_bench_minimal` (what the framework and the
@@ -273,7 +273,7 @@ def vacuum(url: str) -> None:
 
 def minimal_schema(url: str) -> None:
     """Reduce a migrated database's `tasks` to the primary key and one index for the default list,
-    with the default fillfactor: what the minimal reference runs on. Indexes that back a constraint
+    with the default fillfactor and no triggers: what the minimal reference runs on. Indexes that back a constraint
     (unique keys) stay: they are behaviour, not a choice of access path."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
@@ -287,6 +287,19 @@ def minimal_schema(url: str) -> None:
             conn.execute(psycopg.sql.SQL("DROP INDEX {}").format(psycopg.sql.Identifier(name)))
         conn.execute(MINIMAL_LIST_INDEX)
         conn.execute("ALTER TABLE tasks RESET (fillfactor)")
+        # No triggers either (the live-updates NOTIFY triggers): the minimal schema is a bare table.
+        triggers = conn.execute(
+            """
+            SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+            WHERE NOT t.tgisinternal AND c.relname IN ('tasks', 'task_tombstones')
+            """
+        ).fetchall()
+        for trigger, table in triggers:
+            conn.execute(
+                psycopg.sql.SQL("DROP TRIGGER {} ON {}").format(
+                    psycopg.sql.Identifier(trigger), psycopg.sql.Identifier(table)
+                )
+            )
 
 
 def table_stats(url: str, table: str, *columns: str) -> tuple[int, ...]:

@@ -213,3 +213,26 @@ def test_env_example_documents_the_observability_settings() -> None:
     ):
         assert f"\n{name}=" in example, name
         assert f"| `{name}` |" in readme, name
+
+
+def test_events_settings() -> None:
+    defaults = Settings.from_mapping({"DATABASE_URL": "postgresql://u@pooled/db"})
+    assert defaults.database_listen_url is None and defaults.listen_url == "postgresql://u@pooled/db"
+    assert (defaults.events_heartbeat_s, defaults.events_max_streams_per_user) == (15, 5)
+    s = Settings.from_mapping(
+        {
+            "DATABASE_URL": "postgresql://u@pooled/db",
+            "DATABASE_LISTEN_URL": "postgresql://u@direct/db",
+            "EVENTS_HEARTBEAT_S": "2.5",
+            "EVENTS_MAX_STREAMS_PER_USER": "2",
+        }
+    )
+    assert (s.listen_url, s.events_heartbeat_s, s.events_max_streams_per_user) == ("postgresql://u@direct/db", 2.5, 2)
+    for bad in ({"EVENTS_HEARTBEAT_S": "0"}, {"EVENTS_MAX_STREAMS_PER_USER": "0"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            Settings.from_mapping(bad)
+    example = (ROOT / ".env.example").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for name in ("DATABASE_LISTEN_URL", "EVENTS_HEARTBEAT_S", "EVENTS_MAX_STREAMS_PER_USER"):
+        assert f"\n{name}=" in example, name
+        assert f"| `{name}` |" in readme, name

@@ -108,6 +108,8 @@ def test_database_down_answers_503_quickly_and_recovers_by_itself(api: LiveServe
             ("PUT", f"/api/tasks/{task['id']}", {"title": "renamed while down"}),
             ("PATCH", f"/api/tasks/{task['id']}/complete", None),
             ("DELETE", f"/api/tasks/{task['id']}", None),
+            ("GET", "/api/events", None),
+            ("POST", "/api/events/ticket", None),
         ]
         for method, path, body in calls:
             started = time.monotonic()

@@ -715,3 +715,20 @@ def test_due_filters_beyond_the_calendar_in_utc_match_nothing_or_everything(
     """Valid RFC 3339 whose UTC form is before year 1 or after 9999: before or after every due date."""
     assert listed(client, user, due_before="0001-01-01T00:00:00+01:00") == []
     assert names(organized, listed(client, user, due_before="9999-12-31T23:59:59-01:00", sort="created_at")) == "abdegh"
+
+
+def test_a_recurring_completion_and_clearing_reach_the_changes_feed(client: httpx.Client, user: User) -> None:
+    """Live events read the changes feed: the completed task and its next occurrence come as
+    upserts, a cleared task as a delete."""
+    task = recurring(client, user, "2026-06-01T09:00:00Z", "FREQ=DAILY")
+    cursor = client.get("/api/tasks/changes", headers=user.headers).json()["meta"]["cursor"]
+    done = complete(client, user, task["id"]).json()
+    feed = client.get("/api/tasks/changes", params={"since": cursor}, headers=user.headers).json()
+    assert sorted((c["op"], c["task"]["id"]) for c in feed["data"]) == sorted(
+        [("upsert", done["data"]["id"]), ("upsert", done["meta"]["next"]["id"])]
+    )
+    assert {c["task"]["id"]: c["task"] for c in feed["data"]}[done["meta"]["next"]["id"]] == done["meta"]["next"]
+    cleared = client.delete("/api/tasks", params={"completed": "true"}, headers=user.headers)
+    assert cleared.json() == {"data": {"deleted": 1}}
+    after = client.get("/api/tasks/changes", params={"since": feed["meta"]["cursor"]}, headers=user.headers).json()
+    assert after["data"] == [{"op": "delete", "id": task["id"]}]

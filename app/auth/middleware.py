@@ -1,13 +1,17 @@
 """Bearer authentication for everything under /api (except handlers marked `exclude_from_auth`).
 
 Only `Authorization: Bearer <jwt>` is a credential (scheme word case-insensitive, RFC 7235); not
-another scheme, not a bare token, not a query parameter, not a cookie. Any failure is a 401 with
-`WWW-Authenticate: Bearer` (RFC 6750), plus `error="invalid_token"` when a token was sent.
+another scheme, not a bare token, not a cookie, and a query parameter in one place only: a handler
+marked `opt={"ticket_auth": True}` (`GET /api/events`, for the browser's EventSource) also accepts
+`?ticket=` from `POST /api/events/ticket` when no Authorization header is sent (app/events/tickets.py).
+Any failure is a 401 with `WWW-Authenticate: Bearer` (RFC 6750), plus `error="invalid_token"` when a
+token (or a ticket) was sent.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -16,12 +20,16 @@ from litestar.types import ASGIApp, Scope
 from app.auth.tokens import TokenError, TokenVerifier, UnknownKey
 from app.errors import ApiError
 
+if TYPE_CHECKING:
+    from app.events.tickets import Tickets
+
 MAX_AUTHORIZATION_BYTES = 8192
 
 _MESSAGES = {
     "missing": "Missing bearer token.",
     "expired": "The token has expired.",
     "invalid": "The token is invalid.",
+    "ticket": "The ticket is invalid, used or expired; ask POST /api/events/ticket for a new one.",
 }
 
 
@@ -58,16 +66,35 @@ def bearer_token(value: str | None) -> str:
     return token
 
 
+def query_ticket(query_string: bytes) -> str | None:
+    """The `ticket` query parameter (the first one), if any."""
+    if b"ticket" not in query_string:
+        return None
+    for name, value in parse_qsl(query_string.decode("utf-8", "replace"), keep_blank_values=True):
+        if name == "ticket":
+            return value
+    return None
+
+
 class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
     """Verifies the bearer token and puts the `Caller` on `request.user`."""
 
-    def __init__(self, app: ASGIApp, verifier: TokenVerifier, **kwargs: Any) -> None:
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier, tickets: Tickets | None = None, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.verifier = verifier
+        self.tickets = tickets
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         try:
-            token = bearer_token(authorization_header(connection.scope))
+            header = authorization_header(connection.scope)
+            if header is None and self.tickets is not None and connection.route_handler.opt.get("ticket_auth"):
+                ticket = query_ticket(connection.scope["query_string"])
+                if ticket is not None:
+                    ticket_caller = await self.tickets.use(ticket)
+                    if ticket_caller is None:
+                        raise unauthorized("ticket")
+                    return AuthenticationResult(user=ticket_caller, auth=None)
+            token = bearer_token(header)
             try:
                 caller = self.verifier.verify(token)
             except UnknownKey:

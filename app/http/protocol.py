@@ -20,6 +20,8 @@ import httptools
 import msgspec
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from app.http.shutdown import server_shutting_down
+
 # Closing a socket that still has unread input makes the kernel send a reset, and a reset can
 # destroy the answer before the client reads it. So after answering early (413, 431, 408...) the
 # connection half-closes (FIN after the answer), then reads and discards what is in flight, at most
@@ -121,6 +123,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._release_body()
         self._release_stalled()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        # Before uvicorn lets this connection's response finish: event streams end now (see
+        # app/http/shutdown.py), so they do not hold the process for the grace period.
+        server_shutting_down(self.loop)
+        super().shutdown()
 
     # --- the request head: size cap and read deadline --------------------------------------------
     def data_received(self, data: bytes) -> None:

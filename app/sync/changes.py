@@ -117,6 +117,16 @@ class ChangeFeed:
         self.pool = pool
         self.tombstone_ttl_s = tombstone_ttl_s
         self._changes = sql["sync/changes"]
+        self._now = sql["sync/now"]
+
+    async def now(self) -> Cursor:
+        """A cursor at the present: the changes that commit from now on, without reading any task
+        (where a live stream with nothing to resume starts)."""
+        async with connection(self.pool) as conn:
+            cur = await conn.execute(self._now, binary=True)
+            row = await cur.fetchone()
+        assert row is not None
+        return Cursor(row[0], None, 0, 0, row[1])
 
     async def page(self, caller: Caller, since: Cursor | None, limit: int) -> ChangePage:
         at = since or _START

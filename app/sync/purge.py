@@ -1,6 +1,7 @@
-"""The purge of what sync keeps for a while (idempotency keys; deletion tombstones): nothing grows
-without bound. Each worker runs it at start and then every `PURGE_INTERVAL_S`; several workers or
-instances purging at once only share the work (each batch deletes rows the others no longer see).
+"""The purge of what sync keeps for a while (idempotency keys; deletion tombstones; the rows of
+event streams whose worker died; unused event tickets): nothing grows without bound. Each worker
+runs it at start and then every `PURGE_INTERVAL_S`; several workers or instances purging at once
+only share the work (each batch deletes rows the others no longer see).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Purger:
         self.jobs: list[tuple[bytes, dict[str, Any]]] = [
             (sql["idempotency/purge"], {"ttl_s": idempotency_ttl_s, "batch": PURGE_BATCH}),
             (sql["sync/purge_tombstones"], {"ttl_s": tombstone_ttl_s, "batch": PURGE_BATCH}),
+            (sql["events/purge_streams"], {"batch": PURGE_BATCH}),
+            (sql["events/purge_tickets"], {"batch": PURGE_BATCH}),
         ]
 
     async def purge_once(self) -> int:

@@ -1,0 +1,1 @@
+"""Live updates: `GET /api/events` (server-sent events) and its tickets."""
