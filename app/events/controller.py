@@ -23,7 +23,7 @@ from app.events.streams import StreamHub
 from app.events.tickets import MAX_TICKET_CHARS, TICKET_TTL_S, Tickets
 from app.responses import JsonResponse
 from app.sync.changes import Cursor
-from app.tasks.controller import _count_write
+from app.tasks.controller import count_write
 
 # The browser's EventSource sends it when it reconnects: the `id` of the last event it received.
 LAST_EVENT_ID = OpenAPIParameter(
@@ -126,6 +126,6 @@ class EventsController(Controller):
     ) -> Response[TicketEnvelope]:
         """For `GET /api/events?ticket=` (the browser's EventSource cannot send headers): single use,
         for this caller, within `expires_in` seconds. Counts as a write (WRITE_RATE_PER_MIN)."""
-        _count_write(request)
+        count_write(request)
         ticket = await tickets.issue(request.user)
         return JsonResponse(TicketEnvelope(Ticket(ticket, TICKET_TTL_S)), status_code=201)

@@ -186,7 +186,7 @@ def _bounded(low: int, high: int, description: str) -> Any:
     return Parameter(ge=low, le=high, description=description, schema_extra={"minimum": low, "maximum": high})
 
 
-def _count_write(request: Request[Caller, Any, Any]) -> None:
+def count_write(request: Request[Caller, Any, Any]) -> None:
     """WRITE_RATE_PER_MIN, per user and per worker process: 429 before the request does anything."""
     write_rate: RateLimiter = request.app.state.write_rate
     wait = write_rate.take(request.user.id)
@@ -413,7 +413,7 @@ class TasksController(Controller):
         tasks: NamedDependency[TaskRepository],
     ) -> Response[TaskEnvelope]:
         """409 `QUOTA_EXCEEDED` when the caller already has TASKS_MAX_PER_USER tasks."""
-        _count_write(request)
+        count_write(request)
         idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskCreate, field_rules=FIELD_RULES)
         _check_organizing(data)
@@ -466,7 +466,7 @@ class TasksController(Controller):
         """`title` required; any other key omitted is kept; `null` clears it (`priority` back to none,
         `tags` to []). 422 when the result would have a recurrence without a due_at."""
         task_id = _existing_id(task_id)
-        _count_write(request)
+        count_write(request)
         idempotency_key = _idempotency_key(request)
         data = await read_json(request, TaskUpdate, field_rules=FIELD_RULES)
         _check_organizing(data)
@@ -495,7 +495,7 @@ class TasksController(Controller):
         task_id: TaskId,
     ) -> Response[None]:
         task_id = _existing_id(task_id)
-        _count_write(request)
+        count_write(request)
         idempotency_key = _idempotency_key(request)
         versions = if_match_versions(header_value(request, b"if-match"))
 
@@ -527,7 +527,7 @@ class TasksController(Controller):
         and returned as `meta.next` (else null); 409 `QUOTA_EXCEEDED` (nothing changed) when the
         caller has no room for it."""
         task_id = _existing_id(task_id)
-        _count_write(request)
+        count_write(request)
         idempotency_key = _idempotency_key(request)
         change = await read_json(request, CompletionChange | None, field_rules=FIELD_RULES, empty=_TOGGLE)  # type: ignore[arg-type]
         versions = if_match_versions(header_value(request, b"if-match"))
@@ -573,7 +573,7 @@ class TasksController(Controller):
             raise InvalidInput(
                 [FieldError("If-Match", "If-Match applies to one task, not to clearing completed tasks")]
             )
-        _count_write(request)
+        count_write(request)
         idempotency_key = _idempotency_key(request)
 
         async def write() -> Response[Any]:
