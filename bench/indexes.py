@@ -63,7 +63,9 @@ CANDIDATES = {
     "USING gin (user_id, title gin_trgm_ops, description gin_trgm_ops)",
     # Organizing (migration 0007): the schema's own are toggled off; these are the alternatives.
     "tasks_user_priority_idx": "CREATE INDEX tasks_user_priority_idx ON tasks (user_id, priority, id)",
-    "tasks_user_tags_idx": "CREATE INDEX tasks_user_tags_idx ON tasks USING gin (user_id, tag_keys)",
+    "tasks_user_tags_idx": (
+        "CREATE INDEX tasks_user_tags_idx ON tasks USING gin (user_id, tag_keys) WHERE tag_keys <> '{}'"
+    ),
     "tasks_user_due_idx": "CREATE INDEX tasks_user_due_idx ON tasks (user_id, due_at, id)",
     # -due_at puts the tasks without a due date last: this order serves it directly.
     "tasks_user_due_desc_idx": "CREATE INDEX tasks_user_due_desc_idx "

@@ -14,7 +14,9 @@ from harness import wait_until
 from yoyo import get_backend, read_migrations
 
 from app.config import Settings
+from app.db import SqlFiles
 from app.migrate import MIGRATIONS_DIR, apply, yoyo_url
+from app.tasks.paging import NO_CURSOR
 
 BUDGET_MIGRATION = "0004_index_budget"
 DROPPED = {"tasks_user_completed_created_idx", "tasks_user_updated_idx"}
@@ -111,3 +113,43 @@ def test_budget_migration_does_not_block_writers(scratch_url: str) -> None:
         assert not (DROPPED & task_indexes(conn))
         row = conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'tasks'").fetchone()
         assert row is not None and "fillfactor=85" in (row[0] or [])
+
+
+def test_untagged_tasks_are_not_in_the_tag_index_and_tag_pages_use_it(scratch_url: str) -> None:
+    """The tag index is partial (`WHERE tag_keys <> '{}'`): creates and text edits of untagged tasks
+    never write it. The `tag=` statements spell that predicate beside `@>`; without it the planner
+    cannot use a partial index at all (here it should: 10 tagged tasks among 4,000)."""
+    apply(scratch_url)
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        definition = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'tasks_user_tags_idx'").fetchone()
+        assert definition is not None and "WHERE (tag_keys <> '{}'::text[])" in definition[0]
+        conn.execute("INSERT INTO users (id, email, name, task_count) VALUES ('tagger', 't@example.com', 'T', 4000)")
+        conn.execute(
+            "INSERT INTO tasks (user_id, title, tags, tag_keys) SELECT 'tagger', 't' || g,"
+            " CASE WHEN g % 400 = 0 THEN '{Work}'::text[] ELSE '{}' END,"
+            " CASE WHEN g % 400 = 0 THEN '{work}'::text[] ELSE '{}' END FROM generate_series(1, 4000) g"
+        )
+        conn.execute("ANALYZE tasks")
+        params: dict[str, Any] = {
+            "user_id": "tagger",
+            "completed": None,
+            "pattern": None,
+            "sort": "title",
+            "limit": 21,
+            "offset": 0,
+            **NO_CURSOR,
+            "priorities": None,
+            "tags": ["work"],
+            "due_before": None,
+            "due_after": None,
+            "overdue": None,
+        }
+        sql = SqlFiles()
+        rows = conn.execute(sql["tasks/list"], params, prepare=False).fetchall()
+        assert len(rows) == 10
+        plan = "\n".join(
+            row[0] for row in conn.execute(b"EXPLAIN " + sql["tasks/list"], params, prepare=False).fetchall()
+        )
+        assert "tasks_user_tags_idx" in plan
+        tags = conn.execute(sql["tasks/tags"], {"user_id": "tagger"}).fetchall()
+        assert tags == [("Work", 10)]

@@ -4,7 +4,7 @@ FROM tasks
 WHERE user_id = %(user_id)s
   AND (%(completed)s::boolean IS NULL OR completed = %(completed)s::boolean)
   AND (%(priorities)s::task_priority[] IS NULL OR priority = ANY (%(priorities)s::task_priority[]))
-  AND (%(tags)s::text[] IS NULL OR tag_keys @> %(tags)s::text[])
+  AND (%(tags)s::text[] IS NULL OR (tag_keys @> %(tags)s::text[] AND tag_keys <> '{}'))
   AND (%(due_before)s::timestamptz IS NULL OR due_at < %(due_before)s::timestamptz)
   AND (%(due_after)s::timestamptz IS NULL OR due_at >= %(due_after)s::timestamptz)
   AND (%(overdue)s::boolean IS NULL

@@ -5,7 +5,7 @@
 WITH spelled AS (
     SELECT t.key, t.tag, count(*) AS n
     FROM tasks, unnest(tags, tag_keys) AS t (tag, key)
-    WHERE user_id = %(user_id)s
+    WHERE user_id = %(user_id)s AND tag_keys <> '{}'  -- only tagged tasks: tasks_user_tags_idx holds them
     GROUP BY t.key, t.tag
 ),
 grouped AS (
