@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -356,9 +357,10 @@ class TasksController(Controller):
             # Both filters must hold, and together they hold for no task: an empty page, not an error.
             rows: list[Task] = []
             total, more = 0, False
-        elif q:
+        else:
+            # A search (q) holds one of the caller's search places while it runs.
             searches: ConcurrencyLimit = request.app.state.searches
-            async with searches.hold(request.user.id):
+            async with searches.hold(request.user.id) if q else nullcontext():
                 rows, total, more = await tasks.list(
                     request.user,
                     completed=want,
@@ -369,17 +371,6 @@ class TasksController(Controller):
                     after=place,
                     organizing=organizing,
                 )
-        else:
-            rows, total, more = await tasks.list(
-                request.user,
-                completed=want,
-                q=q,
-                sort=sort,
-                limit=limit,
-                offset=offset,
-                after=place,
-                organizing=organizing,
-            )
         next_cursor = cursor_after(rows[-1], sort).encode() if more else None
         etag = list_etag(
             (want, q, sort, limit, offset, after, more, organizing), total, [(task.id, task.version) for task in rows]
