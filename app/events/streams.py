@@ -54,7 +54,6 @@ from app.sync.changes import ChangeFeed, ChangePage, Cursor, CursorExpired
 
 logger = logging.getLogger("app.events")
 
-CHANNEL = "task_changes"
 # A stream reads the feed again this long after it opens (the registration race, see above).
 RECHECK_AFTER_S = 0.75
 # Reads of one stream are at least this far apart (a user writing fast wakes it often).
@@ -122,6 +121,8 @@ class StreamHub:
         self._open = sql["events/open_stream"]
         self._close = sql["events/close_stream"]
         self._renew = sql["events/renew_streams"]
+        self._listen_sql = sql["events/listen"]
+        self._ping = sql["db/ping"]
 
     # --- opening and closing -------------------------------------------------------------------
     async def open(self, caller: Caller) -> EventStream:
@@ -262,7 +263,7 @@ class StreamHub:
                     application_name=f"tasks-api-listener {self.worker}"[:63],
                 )
                 async with conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(self._listen_sql)
                     self.listening = True
                     delay = RECONNECT_MIN_S
                     # Whatever was notified while nobody listened: every stream reads.
@@ -271,7 +272,7 @@ class StreamHub:
                         async for notify in conn.notifies(timeout=self.heartbeat_s):
                             self.notified(notify.payload)
                         # Quiet for a heartbeat: make sure the connection is still alive.
-                        await conn.execute("SELECT 1")
+                        await conn.execute(self._ping)
             except (psycopg.Error, OSError) as exc:
                 if self.listening:
                     logger.warning("events listener lost its connection: %s; reconnecting", type(exc).__name__)
