@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +104,27 @@ async def docs_redirect() -> Redirect:
     return Redirect("/schema")
 
 
+@asynccontextmanager
+async def _frozen_heap(app: Litestar) -> AsyncIterator[None]:
+    """Once started, move every object that exists (the app, its routes, schemas, imported modules:
+    ~75,000 objects) out of the cyclic garbage collector's reach for as long as the app runs.
+
+    Without it every full (generation 2) collection walks them all: measured with `just tail`'s
+    probe on a quiet machine, 16 full collections in ~30 s of writes at 32 connections, 36 ms each
+    (max 41 ms), every request in flight waiting through it: the largest part of the service's p99
+    on writes (create 34 ms, toggle 28 ms; 15 and 13 ms with collection off). Reference counting
+    still frees these objects; only cycles among them are no longer looked for (they are long-lived
+    by construction). Unfrozen at shutdown, so an app started and stopped in a test process leaves
+    nothing uncollectable behind.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 async def _publish_metrics(pool: AsyncConnectionPool) -> None:
     while True:
         observe_pool(pool.get_stats())
@@ -194,7 +216,8 @@ def create_app(settings: Settings | None = None, *, span_exporter: SpanExporter 
         route_handlers=[api, HealthController, docs_redirect],
         # The verifier's lifespan prefetches the JWKS in the background and closes its client.
         # The events hub's lifespan ends (its streams, its listener) before the pool closes.
-        lifespan=[lifespan, verifier.lifespan, purger.lifespan, streams.lifespan],
+        # The heap is frozen last, once everything the app keeps for its lifetime exists.
+        lifespan=[lifespan, verifier.lifespan, purger.lifespan, streams.lifespan, _frozen_heap],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[complete_allow_header] if tracing is None else [complete_allow_header, tracing.name_span],
         openapi_config=_openapi_config(),

