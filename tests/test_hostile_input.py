@@ -315,12 +315,13 @@ def test_a_body_over_max_body_bytes_is_413_and_the_server_stays_healthy(
         assert ok.status_code == 201
 
 
-def test_a_body_exactly_at_the_limit_is_accepted(small_limit_server: LiveServer, user: User) -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_exactly_at_the_limit_is_accepted(small_limit_server: LiveServer, user: User, chunked: bool) -> None:
     body = b'{"title": "' + b"x" * (SMALL_LIMIT - 13) + b'"}'
     assert len(body) == SMALL_LIMIT
     response = httpx.post(
         f"{small_limit_server.url}/api/tasks",
-        content=body,
+        content=_chunks(body) if chunked else body,
         headers={**user.headers, "Content-Type": "application/json"},
     )
     assert response.status_code == 201, response.text

@@ -25,6 +25,7 @@ import psycopg
 from litestar import Request, Response
 from psycopg_pool import AsyncConnectionPool
 
+from app.body import request_body
 from app.db import SqlFiles, request_transaction
 from app.errors import ApiError, error_body
 from app.responses import RawResponse, encode_json
@@ -86,7 +87,7 @@ class Idempotency:
     async def run(
         self, request: Request[Any, Any, Any], key: str, write: Callable[[], Awaitable[Response[Any]]]
     ) -> Response[Any]:
-        body = await request.body()
+        body = await request_body(request)
         fingerprint = hashlib.sha256(b"%s %s\n%s" % (request.method.encode(), request.scope["path"].encode(), body))
         params: dict[str, Any] = {"user_id": request.user.id, "key": key, "ttl_s": self.ttl_s}
         for attempt in range(2):
