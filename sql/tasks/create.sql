@@ -4,6 +4,7 @@
 -- leaves the row alone, `counted` is empty, nothing is inserted and no row comes back.
 -- version starts at 1 and change_xid at this transaction's id (the columns' defaults);
 -- completed_at is now when created completed. %(tag_keys)s: the tags case-folded (repository).
+-- No tags come as NULL (an empty list costs psycopg an array dumper per execute): '{}'.
 WITH counted AS (
     INSERT INTO users AS u (id, email, name, task_count)
     VALUES (%(user_id)s, %(email)s, %(name)s, 1)
@@ -14,7 +15,7 @@ WITH counted AS (
 )
 INSERT INTO tasks (user_id, title, description, completed, completed_at, priority, tags, tag_keys, due_at, recurrence)
 SELECT counted.id, %(title)s, %(description)s, %(completed)s, CASE WHEN %(completed)s THEN now() END,
-       %(priority)s::task_priority, %(tags)s::text[], %(tag_keys)s::text[], %(due_at)s::timestamptz,
+       %(priority)s::task_priority, coalesce(%(tags)s::text[], '{}'), coalesce(%(tag_keys)s::text[], '{}'), %(due_at)s::timestamptz,
        %(recurrence)s::text
 FROM counted
 RETURNING id, user_id, title, description, completed, created_at, updated_at, version,
