@@ -106,7 +106,7 @@ async def read_json(
         if empty is not None:
             return empty
         raise ApiError(400, "A JSON request body is required.")
-    content_type = request.headers.get("content-type")
+    content_type = header_value(request, b"content-type")
     if content_type is not None and not _is_json(content_type):
         raise ApiError(415)
     try:
