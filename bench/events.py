@@ -15,7 +15,6 @@ scenarios here).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -26,18 +25,12 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.run import (
-    DURATION_S,
     ROOT,
-    SLICES,
     USERS,
-    WARMUP_S,
     WRITE_SCENARIOS,
-    Result,
-    Server,
-    cpu_seconds,
+    compare,
     loadavg,
     log,
-    merge,
     postgres_server,
     recreate_database,
     running,
@@ -46,7 +39,6 @@ from bench.run import (
     user_task_ids,
     vacuum,
     write_lua_data,
-    wrk,
 )
 
 VARIANTS = ("none", "trigger", "streams")
@@ -67,48 +59,6 @@ def prepare(url: str, variant: str) -> None:
                 (STREAM_ROWS,),
             )
             conn.execute("ANALYZE event_streams")  # as autovacuum would have (migrations/0006_events.sql)
-
-
-def backend_cpu(url: str) -> float:
-    """CPU seconds used so far by the client backends connected to `url`'s database."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        pids = [
-            pid
-            for (pid,) in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ]
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a backend that just ended
-            total += cpu_seconds(pid)
-    return total
-
-
-def compare_cost(
-    servers: list[Server], urls: list[str], scenario: str, data: Path
-) -> list[tuple[Result, float, float]]:
-    """bench/run.py's `compare` (interleaved slices, alternating order), plus per request the CPU µs
-    of the service process and of its database backends."""
-    if WARMUP_S:
-        for server in servers:
-            wrk(server.url, scenario, data, WARMUP_S)
-    seconds = max(1, DURATION_S // SLICES)
-    slices: list[list[Result]] = [[] for _ in servers]
-    app_cpu = [0.0 for _ in servers]
-    db_cpu = [0.0 for _ in servers]
-    for round_ in range(SLICES):
-        order = list(range(len(servers))) if round_ % 2 == 0 else list(reversed(range(len(servers))))
-        for i in order:
-            app_before, db_before = cpu_seconds(servers[i].proc.pid), backend_cpu(urls[i])
-            slices[i].append(wrk(servers[i].url, scenario, data, seconds))
-            app_cpu[i] += cpu_seconds(servers[i].proc.pid) - app_before
-            db_cpu[i] += backend_cpu(urls[i]) - db_before
-    merged = [merge(results) for results in slices]
-    return [
-        (result, app / result.requests * 1e6, db / result.requests * 1e6)
-        for result, app, db in zip(merged, app_cpu, db_cpu, strict=True)
-    ]
 
 
 def main() -> int:
@@ -140,14 +90,15 @@ def main() -> int:
                 for url in urls.values():
                     vacuum(url)
                 load = loadavg()
-                results = compare_cost([none, trigger, streams], list(urls.values()), scenario, data)
-                base, base_cpu = results[0][0].rps, results[0][1] + results[0][2]
+                results = compare([none, trigger, streams], scenario, data)
+                base, base_cpu = results[0].rps, results[0].server_us + (results[0].database_us or 0.0)
                 line = ", ".join(
-                    f"{variant} {r.rps:,.0f} rps ({r.rps / base - 1:+.1%}), p99 {r.p99_ms:.1f} ms, "
-                    f"CPU/request {app:.0f} + db {db:.0f} µs ({(app + db) / base_cpu - 1:+.1%})"
-                    for variant, (r, app, db) in zip(VARIANTS, results, strict=True)
+                    f"{variant} {r.rps:,.0f} rps ({r.rps / base - 1:+.1%}), p99 {r.p99_ms:.1f} ms, CPU/request "
+                    f"{r.server_us:.0f} + db {r.database_us or 0.0:.0f} µs "
+                    f"({(r.server_us + (r.database_us or 0.0)) / base_cpu - 1:+.1%})"
+                    for variant, r in zip(VARIANTS, results, strict=True)
                 )
-                errors = sum(r.errors for r, _, _ in results)
+                errors = sum(r.errors for r in results)
                 log(f"{scenario}: {line}; errors {errors}; load average {load} -> {loadavg()}")
                 time.sleep(1)
     return 0

@@ -113,6 +113,10 @@ class Result:
     timeouts: int
     bad_status: int
     statuses: str
+    # CPU seconds spent while this was measured (`compare` fills them): the server's process, and
+    # the database backends its pool holds (None when they are not processes of this machine).
+    server_cpu_s: float = 0.0
+    database_cpu_s: float | None = None
 
     @property
     def rps(self) -> float:
@@ -125,6 +129,18 @@ class Result:
     @property
     def p50_ms(self) -> float:
         return self.p50_us / 1000
+
+    @property
+    def server_us(self) -> float:
+        """The server's CPU per request, µs."""
+        return self.server_cpu_s / self.requests * 1e6 if self.requests else 0.0
+
+    @property
+    def database_us(self) -> float | None:
+        """The database server's CPU per request, µs (None: not measured)."""
+        if self.database_cpu_s is None or not self.requests:
+            return None
+        return self.database_cpu_s / self.requests * 1e6
 
     @property
     def p99_ms(self) -> float:
@@ -181,6 +197,27 @@ def postgres_server() -> Iterator[tuple[str, str]]:
         yield server.url, f"embedded PostgreSQL {version[0] if version else '?'} (fsync off)"
     finally:
         server.stop()
+
+
+def database_cpu_seconds(url: str) -> float | None:
+    """CPU seconds used so far by the client backends connected to `url`'s database (None: the
+    server is not on this machine, or its processes are not readable here)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except FileNotFoundError:
+            continue  # a backend that just ended
+        except PermissionError:
+            return None
+    return total if pids and Path(f"/proc/{pids[0]}").exists() else None
 
 
 def recreate_database(server_url: str, name: str) -> str:
@@ -443,6 +480,7 @@ class Server:
 
     def __init__(self, module: str, database_url: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
         self.module = module
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -548,22 +586,32 @@ def measure(
     return wrk(url, scenario, data, seconds, query, connections)
 
 
-def compare(urls: list[str], scenario: str, data: Path) -> list[Result]:
+def compare(servers: list[Server], scenario: str, data: Path) -> list[Result]:
     """The same scenario on several servers, interleaved: after a warm-up of each, SLICES rounds of
     DURATION_S / SLICES seconds per server, the order alternating. On a shared, noisy machine this
     keeps a burst of someone else's load from landing on one side only.
 
     Throughput: all requests over all slices. p50/p99: the median over the slices. Errors: summed.
+    CPU: what the server's process and its database's backends spent during its slices. Throughput
+    moves with the neighbours' load; the CPU a request costs moves far less, and splits a gap
+    into the framework's part (server) and the schema's (database).
     """
     if WARMUP_S:
-        for url in urls:
-            wrk(url, scenario, data, WARMUP_S)
+        for server in servers:
+            wrk(server.url, scenario, data, WARMUP_S)
     seconds = max(1, DURATION_S // SLICES)
-    slices: list[list[Result]] = [[] for _ in urls]
+    slices: list[list[Result]] = [[] for _ in servers]
     for round_ in range(SLICES):
-        order = list(range(len(urls))) if round_ % 2 == 0 else list(reversed(range(len(urls))))
+        order = list(range(len(servers))) if round_ % 2 == 0 else list(reversed(range(len(servers))))
         for i in order:
-            slices[i].append(wrk(urls[i], scenario, data, seconds))
+            server = servers[i]
+            server_before, database_before = cpu_seconds(server.proc.pid), database_cpu_seconds(server.database_url)
+            result = wrk(server.url, scenario, data, seconds)
+            result.server_cpu_s = cpu_seconds(server.proc.pid) - server_before
+            database_after = database_cpu_seconds(server.database_url)
+            if database_before is not None and database_after is not None:
+                result.database_cpu_s = database_after - database_before
+            slices[i].append(result)
     return [merge(results) for results in slices]
 
 
@@ -592,6 +640,10 @@ def merge(results: list[Result]) -> Result:
         timeouts=sum(r.timeouts for r in results),
         bad_status=sum(r.bad_status for r in results),
         statuses=",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
+        server_cpu_s=sum(r.server_cpu_s for r in results),
+        database_cpu_s=None
+        if any(r.database_cpu_s is None for r in results)
+        else sum(r.database_cpu_s or 0.0 for r in results),
     )
 
 
@@ -701,6 +753,23 @@ def print_summary(report: Report, results: dict[str, tuple[Result, Result, Resul
         print(
             f"{scenario:<8} | {cells(svc):>30} | {cells(ref):>30} | {cells(mini):>30} | "
             f"{ratio:>5.2f} {minimal_ratio:>5.2f} | {load:>11} | {mark(ok)}"
+        )
+    print()
+    print(
+        "CPU per request, µs (server process + its database backends; steadier than req/s on a shared "
+        "machine): framework = service - reference (server), schema = reference - minimal (database)"
+    )
+
+    def us(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.0f}"
+
+    for scenario, (svc, ref, mini) in results.items():
+        schema = None if ref.database_us is None or mini.database_us is None else ref.database_us - mini.database_us
+        print(
+            f"  {scenario:<8} service {us(svc.server_us):>4} + {us(svc.database_us):>4}   "
+            f"reference {us(ref.server_us):>4} + {us(ref.database_us):>4}   "
+            f"minimal {us(mini.server_us):>4} + {us(mini.database_us):>4}   "
+            f"framework {svc.server_us - ref.server_us:+5.0f}   schema {'-' if schema is None else f'{schema:+5.0f}'}"
         )
     hot_rows = [(s, v) for s, v in report.scenarios.items() if "hot" in v]
     if hot_rows:
@@ -812,7 +881,7 @@ def main() -> int:
                 counters = update_counters(bench_url), update_counters(minimal_url)
                 load = loadavg()
                 log(f"{scenario}: service, reference and minimal reference, interleaved (load average {load})")
-                svc, ref, mini = compare([service.url, reference.url, minimal.url], scenario, data)
+                svc, ref, mini = compare([service, reference, minimal], scenario, data)
                 results[scenario] = (svc, ref, mini)
                 report.scenarios[scenario] = {
                     "service": {**asdict(svc), "rps": svc.rps},
@@ -832,7 +901,7 @@ def main() -> int:
                 vacuum(bench_url)
                 with running("app.serve", bench_url, probe, workers=2) as service2:
                     log("list: 1 worker and WORKERS=2, interleaved")
-                    one, two = compare([service.url, service2.url], "list", data)
+                    one, two = compare([service, service2], "list", data)
                 report.workers2 = {
                     "rps": two.rps,
                     "p50_ms": two.p50_ms,
@@ -873,28 +942,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def compare_cpu(servers: list[Server], scenario: str, data: Path) -> list[tuple[Result, float]]:
-    """`compare`, plus each server's CPU time per request (µs) over its slices. On a shared machine
-    throughput moves with the neighbours' load; the CPU a request costs the server moves far less."""
-    if WARMUP_S:
-        for server in servers:
-            wrk(server.url, scenario, data, WARMUP_S)
-    seconds = max(1, DURATION_S // SLICES)
-    slices: list[list[Result]] = [[] for _ in servers]
-    cpu = [0.0 for _ in servers]
-    for round_ in range(SLICES):
-        order = list(range(len(servers))) if round_ % 2 == 0 else list(reversed(range(len(servers))))
-        for i in order:
-            before = cpu_seconds(servers[i].proc.pid)
-            slices[i].append(wrk(servers[i].url, scenario, data, seconds))
-            cpu[i] += cpu_seconds(servers[i].proc.pid) - before
-    merged = [merge(results) for results in slices]
-    return [
-        (result, used / result.requests * 1e6 if result.requests else 0.0)
-        for result, used in zip(merged, cpu, strict=True)
-    ]
-
-
 def run_observability(report: Report, bench_url: str, probe: str, scenarios: list[str], data: Path) -> None:
     """The cost of metrics and access logs: the same service (one worker) with them on and off,
     interleaved; compared by throughput and by server CPU per request."""
@@ -905,7 +952,8 @@ def run_observability(report: Report, bench_url: str, probe: str, scenarios: lis
         for scenario in scenarios:
             vacuum(bench_url)
             log(f"{scenario}: metrics and JSON access log on vs off, interleaved")
-            (with_, cpu_on), (without, cpu_off) = compare_cpu([on, off], scenario, data)
+            with_, without = compare([on, off], scenario, data)
+            cpu_on, cpu_off = with_.server_us, without.server_us
             cost = 1 - with_.rps / without.rps if without.rps else 0.0
             cpu_cost = cpu_on / cpu_off - 1 if cpu_off else 0.0
             report.observability[scenario] = {

@@ -104,7 +104,7 @@ def main() -> int:
                 vacuum(url)
                 load, counts = loadavg(), vacuum_counts(url)
                 log(f"{scenario}: {len(servers)} variants, interleaved (load average {load})")
-                results = compare([s.url for s in servers.values()], scenario, data)
+                results = compare(list(servers.values()), scenario, data)
                 after = vacuum_counts(url)
                 ran: tuple[int, ...] = (after[0] - counts[0], after[1] - counts[1])
                 for label, result in zip(servers, results, strict=True):
