@@ -7,6 +7,7 @@ so accounts and lockout counters never leak between tests.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import uuid
@@ -461,7 +462,7 @@ def test_successful_sign_in_clears_the_failures(strict_client: httpx.Client) -> 
     assert_locked(signin(strict_client, acc["email"], acc["password"]), at_most=900)
 
 
-def test_concurrent_guesses_never_exceed_the_limit(strict: LiveServer) -> None:
+def test_concurrent_guesses_never_exceed_the_limit(strict: LiveServer, strict_settings: Settings) -> None:
     email = f"target-{uuid.uuid4().hex}@example.com"
 
     def guess(i: int) -> int:
@@ -470,7 +471,13 @@ def test_concurrent_guesses_never_exceed_the_limit(strict: LiveServer) -> None:
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = Counter(pool.map(guess, range(12)))
-    assert statuses == {401: 3, 429: 9}
+    # Exactly three guesses were checked. The others are refused: 429 (locked out), or 503 when
+    # they arrived while every place of the hashing queue (CPUs + AUTH_HASH_QUEUE) was taken;
+    # never a fourth 401.
+    places = (os.cpu_count() or 2) + strict_settings.auth_hash_queue
+    assert statuses[401] == 3
+    assert set(statuses) <= {401, 429, 503}
+    assert statuses[503] <= max(0, 12 - places)
 
 
 def test_lockout_is_shared_by_two_instances_on_one_database(

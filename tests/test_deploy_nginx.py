@@ -41,12 +41,15 @@ def topology(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         pytest.skip("nginx is not installed (Debian: apt-get install nginx-light); CI runs this")
     work = tmp_path_factory.mktemp("deploy")
     # The failover load is one user writing as fast as it can: WRITE_RATE_PER_MIN (tested in
-    # tests/test_limits.py) would refuse it with 429s that have nothing to do with failover.
+    # tests/test_limits.py) would refuse it with 429s that have nothing to do with failover. And
+    # every test signs up from 127.0.0.1 into this same database: at the default AUTH_RATE_PER_MIN
+    # the sign-up here fails whenever the suite made 30 others in the minute before.
     env = {
         "DATABASE_URL": database_url,
         "JWT_SECRET": SECRET,
         "TRUSTED_PROXIES": "127.0.0.1",
         "WRITE_RATE_PER_MIN": "1000000",
+        "AUTH_RATE_PER_MIN": "1000000",
     }
     instances: list[ServerProcess] = []
     try:
