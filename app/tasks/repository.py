@@ -66,8 +66,6 @@ class TaskRepository:
         self._list = sql["tasks/list"]
         self._list_newest = sql["tasks/list_newest"]
         self._count = sql["tasks/count"]
-        self._search = sql["tasks/search"]
-        self._search_count = sql["tasks/search_count"]
         self._update = sql["tasks/update"]
         self._toggle = sql["tasks/toggle_completed"]
         self._set_completed = sql["tasks/set_completed"]
@@ -138,17 +136,15 @@ class TaskRepository:
             "due_after": filters.due_after,
             "overdue": filters.overdue,
         }
-        # Prepared (psycopg's default) except list.sql: its ORDER BY CASE needs a plan made for the
-        # actual sort to walk an index, and PostgreSQL would settle on a generic plan that sorts
-        # every row of the user (see sql/tasks/list_newest.sql). Planning costs ~0.2 ms; the
-        # default order, the one frontends ask for, keeps its prepared plan.
-        prepare: bool | None = None
-        if pattern is not None:
-            page, count = self._search, self._search_count
-        elif sort == "-created_at" and filters == NO_FILTERS:
-            page, count = self._list_newest, self._count
+        # Prepared (psycopg's default) except list.sql: its catch-all filters and ORDER BY CASE need
+        # a plan made for the actual values to use an index, and PostgreSQL would settle on a
+        # generic plan that reads every row of the user (see sql/tasks/list.sql). Planning costs
+        # ~0.2 ms; the default order without filters, the page frontends ask for, keeps its
+        # prepared plan.
+        if pattern is None and sort == "-created_at" and filters == NO_FILTERS:
+            page, prepare = self._list_newest, None
         else:
-            page, count, prepare = self._list, self._count, False
+            page, prepare = self._list, False
         async with connection(self.pool) as conn:
             cur = await conn.execute(page, params, prepare=prepare, binary=True)
             rows = await cur.fetchall()
@@ -158,7 +154,7 @@ class TaskRepository:
             if offset == 0 and after is None:
                 return [], 0, False
             # Past the end: the total has no row to ride on.
-            cur = await conn.execute(count, params, binary=True)
+            cur = await conn.execute(self._count, params, prepare=prepare, binary=True)
             total_row = await cur.fetchone()
         return [], total_row[0] if total_row else 0, False
 

@@ -1,4 +1,5 @@
--- The filtered total alone: used only when a page is empty (offset past the end).
+-- The filtered total alone (filters and %(pattern)s as in list.sql): used only when a page is empty
+-- (offset past the end).
 SELECT count(*)
 FROM tasks
 WHERE user_id = %(user_id)s
@@ -10,3 +11,4 @@ WHERE user_id = %(user_id)s
   AND (%(overdue)s::boolean IS NULL
        OR (%(overdue)s::boolean AND due_at < now() AND NOT completed)
        OR (NOT %(overdue)s::boolean AND (due_at IS NULL OR due_at >= now() OR completed)))
+  AND (%(pattern)s::text IS NULL OR title ~* %(pattern)s::text OR description ~* %(pattern)s::text)

@@ -3,7 +3,19 @@
 -- materializes the rows, where `count(*) OVER ()` spilled the whole filtered set to temporary files
 -- for a large user. Its WHERE is the page's, repeated.
 -- %(completed)s: NULL = any; the organizing filters likewise (priorities, tags, due_before,
--- due_after, overdue: NULL = any; tags are case-folded, every one must be on the task). Searches (q) run sql/tasks/search.sql.
+-- due_after, overdue: NULL = any; tags are case-folded, every one must be on the task).
+-- %(pattern)s: NULL = no search (q); else '***=' followed by q: a regular expression that the
+-- director ***= makes a literal string (so %%, _, \ and every regex character are plain data),
+-- matched case-insensitively by ~*. Not ILIKE: LIKE's matcher and strpos() both take time in (text
+-- length x q length) on crafted text (measured: 10 s and 3.5 s for 2,000 tasks of 9,000 characters
+-- and a 200-character q), while the regex engine's DFA stays linear in the text whatever q is
+-- (0.16-0.6 s for the same rows, as fast as an ordinary ILIKE). pg_trgm's GIN index
+-- tasks_user_search_idx serves ~* as it serves ILIKE: only the caller's rows holding every trigram
+-- of q are read.
+-- Run unprepared (app/tasks/repository.py): planned for its values, every `%(x)s IS NULL OR ...`
+-- that does not apply folds away, so the index of the filter, the sort or q that does is used (a
+-- generic plan could use none of them; measured: a search of a 50,000-task user 21.4 ms prepared
+-- with q's condition always present, 22.6 ms planned each time, 0.2-0.35 ms of it planning).
 -- Ties are broken by id in the direction of the sort, so paging is stable. Keyset paging: with
 -- %(after_id)s set, only the rows after the place (%(after_time)s or %(after_text)s, %(after_id)s)
 -- in the sort's order (app/tasks/paging.py); the total still counts the whole filtered set.
@@ -21,6 +33,7 @@ SELECT id, user_id, title, description, completed, created_at, updated_at, versi
           AND (%(overdue)s::boolean IS NULL
                OR (%(overdue)s::boolean AND due_at < now() AND NOT completed)
                OR (NOT %(overdue)s::boolean AND (due_at IS NULL OR due_at >= now() OR completed)))
+          AND (%(pattern)s::text IS NULL OR title ~* %(pattern)s::text OR description ~* %(pattern)s::text)
        ) AS total
 FROM tasks
 WHERE user_id = %(user_id)s
@@ -32,6 +45,7 @@ WHERE user_id = %(user_id)s
   AND (%(overdue)s::boolean IS NULL
        OR (%(overdue)s::boolean AND due_at < now() AND NOT completed)
        OR (NOT %(overdue)s::boolean AND (due_at IS NULL OR due_at >= now() OR completed)))
+  AND (%(pattern)s::text IS NULL OR title ~* %(pattern)s::text OR description ~* %(pattern)s::text)
   AND (%(after_id)s::bigint IS NULL OR CASE %(sort)s::text
         WHEN 'created_at' THEN (created_at, id) > (%(after_time)s::timestamptz, %(after_id)s::bigint)
         WHEN '-created_at' THEN (created_at, id) < (%(after_time)s::timestamptz, %(after_id)s::bigint)

@@ -7,7 +7,7 @@
 -- The total is a scalar subquery, run once (an InitPlan): an index-only count, which never
 -- materializes the rows, where `count(*) OVER ()` spilled the whole filtered set to temporary files
 -- for a large user. Its WHERE is the page's, repeated.
--- %(completed)s: NULL = any. Searches (q) run sql/tasks/search.sql.
+-- %(completed)s: NULL = any. Searches (q) and the other filters and sorts run sql/tasks/list.sql.
 -- Keyset paging (app/tasks/paging.py): the rows after (%(after_time)s, %(after_id)s) in this order;
 -- without a cursor the place is (infinity, max id), before every row, so that the condition is
 -- always there and the generic plan starts the index scan at the cursor instead of filtering.
